@@ -1,0 +1,233 @@
+#include <xmpp/xml/element.hpp>
+#include <xmpp/xml/detail/ns_scope.hpp>
+#include <xmpp/xml/writer.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace xmpp::xml {
+
+namespace {
+
+std::string_view sv(const pugi::char_t* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
+
+std::string_view prefix_of(std::string_view qname) noexcept {
+    auto c = qname.find(':');
+    return c == std::string_view::npos ? std::string_view{} : qname.substr(0, c);
+}
+
+// Name of the attribute that declares `prefix`: "xmlns" or "xmlns:<prefix>".
+bool declares(std::string_view attr_name, std::string_view prefix) noexcept {
+    if (prefix.empty()) return attr_name == "xmlns";
+    return attr_name.size() == 6 + prefix.size() && attr_name.starts_with("xmlns:") &&
+           attr_name.substr(6) == prefix;
+}
+
+std::string_view lookup_from(pugi::xml_node n, const detail::ns_scope* scope,
+                             std::string_view prefix) noexcept {
+    if (prefix == "xml") return ns::xml;
+    if (prefix == "xmlns") return ns::xmlns;
+    for (; n.type() == pugi::node_element; n = n.parent())
+        for (auto a = n.first_attribute(); a; a = a.next_attribute())
+            if (declares(sv(a.name()), prefix)) return sv(a.value());
+    return scope ? scope->lookup(prefix) : std::string_view{};
+}
+
+void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
+    std::string name = prefix.empty() ? std::string("xmlns") : "xmlns:" + std::string(prefix);
+    auto a = n.attribute(name.c_str());
+    if (!a) a = n.append_attribute(name.c_str());
+    a.set_value(uri.data(), uri.size());
+}
+
+void collect_prefixes(pugi::xml_node n, std::vector<std::string_view>& out) {
+    auto add = [&](std::string_view p) {
+        for (auto q : out)
+            if (q == p) return;
+        out.push_back(p);
+    };
+    add(prefix_of(sv(n.name())));
+    for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+        auto p = prefix_of(sv(a.name()));
+        if (!p.empty() && p != "xmlns" && p != "xml") add(p);
+    }
+    for (auto c = n.first_child(); c; c = c.next_sibling())
+        if (c.type() == pugi::node_element) collect_prefixes(c, out);
+}
+
+// Deep-copies `src` under `dest_parent` and declares on the copy every
+// namespace the copy would otherwise lose or see rebound: those src inherited
+// from its ancestors and its stream header.
+pugi::xml_node copy_into(pugi::xml_node dest_parent, const detail::ns_scope* dest_scope, node src) {
+    auto copy = dest_parent.append_copy(src.native());
+    std::vector<std::string_view> used;
+    collect_prefixes(src.native(), used);
+    for (auto p : used) {
+        auto want = src.lookup_ns(p);
+        if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
+        if (lookup_from(copy, dest_scope, p) != want) declare(copy, p, want);
+    }
+    return copy;
+}
+
+} // namespace
+
+std::string_view node::qname() const noexcept { return sv(node_.name()); }
+
+std::string_view node::name() const noexcept {
+    auto q = qname();
+    auto c = q.find(':');
+    return c == std::string_view::npos ? q : q.substr(c + 1);
+}
+
+std::string_view node::prefix() const noexcept { return prefix_of(qname()); }
+
+std::string_view node::ns() const noexcept { return lookup_ns(prefix()); }
+
+std::string_view node::lookup_ns(std::string_view p) const noexcept {
+    return lookup_from(node_, scope_, p);
+}
+
+std::optional<std::string_view> node::find_attr(std::string_view q) const noexcept {
+    for (auto a = node_.first_attribute(); a; a = a.next_attribute())
+        if (sv(a.name()) == q) return sv(a.value());
+    return std::nullopt;
+}
+
+std::size_t node::attr_count() const noexcept {
+    std::size_t n = 0;
+    for (auto a = node_.first_attribute(); a; a = a.next_attribute()) ++n;
+    return n;
+}
+
+node node::child(std::string_view local, std::string_view ns_name) const noexcept {
+    if (ns_name.empty()) ns_name = ns();
+    for (auto c = node_.first_child(); c; c = c.next_sibling()) {
+        if (c.type() != pugi::node_element) continue;
+        node n(c, scope_);
+        if (n.name() == local && n.ns() == ns_name) return n;
+    }
+    return {};
+}
+
+node node::first_child() const noexcept {
+    for (auto c = node_.first_child(); c; c = c.next_sibling())
+        if (c.type() == pugi::node_element) return node(c, scope_);
+    return {};
+}
+
+node node::next_sibling() const noexcept {
+    for (auto c = node_.next_sibling(); c; c = c.next_sibling())
+        if (c.type() == pugi::node_element) return node(c, scope_);
+    return {};
+}
+
+node node::parent() const noexcept {
+    auto p = node_.parent();
+    return p.type() == pugi::node_element ? node(p, scope_) : node();
+}
+
+std::string node::text() const {
+    std::string out;
+    for (auto c = node_.first_child(); c; c = c.next_sibling())
+        if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+    return out;
+}
+
+std::optional<std::string_view> node::text_view() const noexcept {
+    std::optional<std::string_view> found;
+    for (auto c = node_.first_child(); c; c = c.next_sibling()) {
+        if (c.type() != pugi::node_pcdata && c.type() != pugi::node_cdata) continue;
+        if (found) return std::nullopt;
+        found = sv(c.value());
+    }
+    return found.value_or(std::string_view{});
+}
+
+node node::append(std::string_view q, std::string_view ns_name) {
+    auto c = node_.append_child(pugi::node_element);
+    c.set_name(std::string(q).c_str());
+    if (!ns_name.empty()) {
+        auto p = prefix_of(q);
+        if (lookup_from(c, scope_, p) != ns_name) declare(c, p, ns_name);
+    }
+    return node(c, scope_);
+}
+
+node node::append_copy(node other) { return node(copy_into(node_, scope_, other), scope_); }
+
+node& node::set_attr(std::string_view q, std::string_view value) {
+    pugi::xml_attribute a;
+    for (auto i = node_.first_attribute(); i; i = i.next_attribute())
+        if (sv(i.name()) == q) { a = i; break; }
+    if (!a) a = node_.append_attribute(std::string(q).c_str());
+    a.set_value(value.data(), value.size());
+    return *this;
+}
+
+bool node::remove_attr(std::string_view q) {
+    for (auto a = node_.first_attribute(); a; a = a.next_attribute())
+        if (sv(a.name()) == q) return node_.remove_attribute(a);
+    return false;
+}
+
+node& node::set_text(std::string_view text) {
+    node_.remove_children();
+    return append_text(text);
+}
+
+node& node::append_text(std::string_view text) {
+    node_.append_child(pugi::node_pcdata).set_value(text.data(), text.size());
+    return *this;
+}
+
+bool node::remove_child(node child) {
+    if (child.native().parent() != node_) return false;
+    return node_.remove_child(child.native());
+}
+
+// ---------------------------------------------------------------------------
+
+element::element() : doc_(std::make_unique<pugi::xml_document>()) {}
+
+element::element(std::string_view q, std::string_view ns_name) : element() {
+    auto r = doc_->append_child(pugi::node_element);
+    r.set_name(std::string(q).c_str());
+    if (!ns_name.empty()) declare(r, prefix_of(q), ns_name);
+}
+
+element::element(element&&) noexcept = default;
+element& element::operator=(element&&) noexcept = default;
+element::~element() = default;
+
+element::element(const element& other) : element() {
+    if (other.doc_) doc_->reset(*other.doc_);
+}
+
+element& element::operator=(const element& other) {
+    if (this != &other) {
+        if (!doc_) doc_ = std::make_unique<pugi::xml_document>();
+        if (other.doc_) doc_->reset(*other.doc_);
+        else doc_->reset();
+    }
+    return *this;
+}
+
+element element::copy_of(node n) {
+    element e;
+    if (n) copy_into(*e.doc_, nullptr, n);
+    return e;
+}
+
+node element::root() const noexcept {
+    return doc_ ? node(doc_->document_element()) : node();
+}
+
+std::string element::to_string() const {
+    std::string out;
+    if (auto r = root()) write(r, out);
+    return out;
+}
+
+} // namespace xmpp::xml

@@ -1,0 +1,167 @@
+#include <xmpp/xml/reader.hpp>
+
+#include <cstring>
+#include <string>
+
+namespace xmpp::xml {
+
+namespace {
+
+std::string_view sv(const char* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
+
+std::string_view prefix_of(std::string_view q) noexcept {
+    auto c = q.find(':');
+    return c == std::string_view::npos ? std::string_view{} : q.substr(0, c);
+}
+
+} // namespace
+
+reader::reader(struct limits l) : framer_(l) {}
+
+void reader::reset() noexcept {
+    framer_.reset();
+    current_ = {};
+    error_.clear();
+    error_text_ = {};
+}
+
+void reader::clear() noexcept {
+    framer_.clear();
+    reset();
+}
+
+void reader::set_headerless(const stream_header& context) {
+    header_ = context;
+    scope_.default_ns = context.default_ns;
+    scope_.prefixes = context.prefixes;
+    framer_.set_headerless(true);
+    reset();
+}
+
+boost::system::error_code reader::fail(stream_errc c, const char* text) {
+    error_ = make_error_code(c);
+    error_text_ = text;
+    return error_;
+}
+
+frame_event reader::next(boost::system::error_code& ec) {
+    if (error_) {
+        ec = error_;
+        return frame_event::need_more;
+    }
+    current_ = {};
+    auto ev = framer_.next(ec);
+    if (ec) {
+        error_ = ec;
+        error_text_ = framer_.error_text();
+        return ev;
+    }
+    switch (ev) {
+    case frame_event::stream_open: ec = parse_header(framer_.frame()); break;
+    case frame_event::element: ec = parse_element(framer_.frame()); break;
+    default: break;
+    }
+    return ec ? frame_event::need_more : ev;
+}
+
+boost::system::error_code reader::parse_header(std::span<char> frame) {
+    // Parse the start tag as an empty element: "<stream:stream ...>" + "/>".
+    std::string tag(frame.data(), frame.size() - 1);
+    tag += "/>";
+    pugi::xml_document hdoc;
+    if (!hdoc.load_buffer(tag.data(), tag.size(), parse_options, pugi::encoding_utf8))
+        return fail(stream_errc::not_well_formed, "malformed stream header");
+    auto root = hdoc.document_element();
+    header_ = {};
+    scope_.clear();
+    header_.qname = sv(root.name());
+    for (auto a = root.first_attribute(); a; a = a.next_attribute()) {
+        auto n = sv(a.name());
+        auto v = sv(a.value());
+        if (n == "xmlns") header_.default_ns = v;
+        else if (n.starts_with("xmlns:")) header_.prefixes.emplace_back(n.substr(6), v);
+        else if (n == "from") header_.from = v;
+        else if (n == "to") header_.to = v;
+        else if (n == "id") header_.id = v;
+        else if (n == "version") header_.version = v;
+        else if (n == "xml:lang") header_.lang = v;
+    }
+    scope_.default_ns = header_.default_ns;
+    scope_.prefixes = header_.prefixes;
+    if (auto ec = validate(root)) return ec;
+    node hn(root, nullptr);
+    // RFC 6120 4.9.3.10: the stream element must be in the streams namespace.
+    if (hn.name() != "stream") return fail(stream_errc::bad_format, "root element is not <stream>");
+    if (hn.ns() != ns::stream) return fail(stream_errc::invalid_namespace, "stream element not in the streams namespace");
+    return {};
+}
+
+boost::system::error_code reader::parse_element(std::span<char> frame) {
+    auto res = doc_.load_buffer_inplace(frame.data(), frame.size(), parse_options, pugi::encoding_utf8);
+    if (!res) return fail(stream_errc::not_well_formed, res.description());
+    auto root = doc_.document_element();
+    if (auto ec = validate(root)) return ec;
+    current_ = node(root, &scope_);
+    return {};
+}
+
+// Namespaces in XML 1.0 constraints and unique attributes (XML 1.0 3.1), which
+// pugixml does not check.
+boost::system::error_code reader::validate(pugi::xml_node root) {
+    decls_.clear();
+    auto bound = [&](std::string_view p) {
+        if (p == "xml") return true;
+        for (auto it = decls_.rbegin(); it != decls_.rend(); ++it)
+            if (it->first == p) return !it->second.empty();
+        return !scope_.lookup(p).empty();
+    };
+    struct frame_t {
+        pugi::xml_node n;
+        std::size_t mark;
+    };
+    // Iterative walk; depth is bounded by the framer's max_depth.
+    pugi::xml_node n = root;
+    std::vector<std::size_t> marks; // decls_ size at each open element
+    while (n) {
+        marks.push_back(decls_.size());
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            auto an = sv(a.name());
+            for (auto b = a.next_attribute(); b; b = b.next_attribute())
+                if (an == sv(b.name())) return fail(stream_errc::not_well_formed, "duplicate attribute");
+            if (an == "xmlns") {
+                decls_.emplace_back(std::string_view{}, sv(a.value()));
+            } else if (an.starts_with("xmlns:")) {
+                auto p = an.substr(6);
+                auto v = sv(a.value());
+                if (v.empty() || p == "xmlns" || (p == "xml") != (v == ns::xml) || v == ns::xmlns)
+                    return fail(stream_errc::not_well_formed, "illegal namespace declaration");
+                decls_.emplace_back(p, v);
+            }
+        }
+        auto en = sv(n.name());
+        auto ep = prefix_of(en);
+        if (!ep.empty() && (ep == "xmlns" || !bound(ep)))
+            return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            auto ap = prefix_of(sv(a.name()));
+            if (!ap.empty() && ap != "xmlns" && !bound(ap))
+                return fail(stream_errc::bad_namespace_prefix, "attribute prefix not bound to a namespace");
+        }
+        // Next element in document order.
+        pugi::xml_node next;
+        for (auto c = n.first_child(); c; c = c.next_sibling())
+            if (c.type() == pugi::node_element) { next = c; break; }
+        if (next) { n = next; continue; }
+        for (;;) {
+            decls_.resize(marks.back());
+            marks.pop_back();
+            if (n == root) return {};
+            for (next = n.next_sibling(); next && next.type() != pugi::node_element; next = next.next_sibling()) {}
+            if (next) { n = next; break; }
+            n = n.parent();
+        }
+    }
+    return {};
+}
+
+} // namespace xmpp::xml

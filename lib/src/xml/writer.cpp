@@ -1,0 +1,284 @@
+#include <xmpp/xml/writer.hpp>
+
+#include "utf8.hpp"
+
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xmpp::xml {
+
+namespace {
+
+class xml_category_impl final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "xmpp.xml"; }
+    std::string message(int ev) const override {
+        switch (static_cast<errc>(ev)) {
+        case errc::invalid_utf8: return "text or attribute value is not valid UTF-8";
+        case errc::invalid_char: return "character not allowed in XML 1.0";
+        case errc::invalid_name: return "invalid XML name";
+        case errc::unsupported_node: return "comment, processing instruction or DTD node (RFC 6120 11.1)";
+        case errc::unbound_prefix: return "namespace prefix not bound to a namespace";
+        }
+        return "unknown xml error";
+    }
+};
+
+std::string_view sv(const char* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
+
+std::string_view prefix_of(std::string_view q) noexcept {
+    auto c = q.find(':');
+    return c == std::string_view::npos ? std::string_view{} : q.substr(0, c);
+}
+
+// XML Name / QName check: ASCII rules exactly, non-ASCII accepted when valid
+// UTF-8 (the NameChar ranges cover nearly all of them).
+bool valid_qname(std::string_view q) noexcept {
+    if (q.empty()) return false;
+    auto start = [](unsigned char c) { return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_' || c >= 0x80; };
+    auto part = [&](unsigned char c) { return start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.'; };
+    std::size_t colons = 0;
+    bool at_start = true;
+    const auto* p = reinterpret_cast<const unsigned char*>(q.data());
+    const auto* e = p + q.size();
+    while (p < e) {
+        unsigned char c = *p;
+        if (c == ':') {
+            if (at_start || ++colons > 1) return false;
+            at_start = true;
+            ++p;
+            continue;
+        }
+        if (at_start ? !start(c) : !part(c)) return false;
+        at_start = false;
+        if (c >= 0x80) {
+            int n = detail::xml_char_len(p, e);
+            if (n <= 0) return false;
+            p += n;
+        } else {
+            ++p;
+        }
+    }
+    return !at_start;
+}
+
+template <bool Attr>
+boost::system::error_code escape(std::string_view in, std::string& out) {
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    const auto* e = p + in.size();
+    const auto* run = p;
+    auto flush = [&] { out.append(reinterpret_cast<const char*>(run), p - run); };
+    while (p < e) {
+        unsigned char c = *p;
+        const char* rep = nullptr;
+        switch (c) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': if (Attr) rep = "&quot;"; break;
+        case '\'': if (Attr) rep = "&apos;"; break;
+        case '\t': if (Attr) rep = "&#9;"; break;
+        case '\n': if (Attr) rep = "&#10;"; break;
+        case '\r': rep = "&#13;"; break; // would be normalized away as raw text
+        default: break;
+        }
+        if (rep) {
+            flush();
+            out += rep;
+            run = ++p;
+            continue;
+        }
+        if (c >= 0x20 && c < 0x80) { ++p; continue; }
+        int n = detail::xml_char_len(p, e);
+        if (n <= 0) {
+            // A well-formed sequence for U+FFFE/U+FFFF is a bad character, not bad UTF-8.
+            bool nonchar = c == 0xEF && e - p >= 3 && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF);
+            return make_error_code(c < 0x80 || nonchar ? errc::invalid_char : errc::invalid_utf8);
+        }
+        p += n;
+    }
+    flush();
+    return {};
+}
+
+struct writer {
+    std::string& out;
+    // Declarations in scope while writing: prefix -> namespace.
+    std::vector<std::pair<std::string_view, std::string_view>> scope;
+
+    bool bound(std::string_view p) const noexcept {
+        if (p.empty() || p == "xml") return true;
+        if (p == "xmlns") return false;
+        for (auto it = scope.rbegin(); it != scope.rend(); ++it)
+            if (it->first == p) return !it->second.empty();
+        return false;
+    }
+
+    boost::system::error_code attr(std::string_view name, std::string_view value) {
+        if (!valid_qname(name)) return make_error_code(errc::invalid_name);
+        out += ' ';
+        out += name;
+        out += "='";
+        if (auto ec = escape<true>(value, out)) return ec;
+        out += '\'';
+        return {};
+    }
+
+    // `extra` are declarations added on this element (the root only).
+    boost::system::error_code element(pugi::xml_node n,
+                                      const std::vector<std::pair<std::string, std::string>>& extra,
+                                      std::string_view omit_default) {
+        auto qname = sv(n.name());
+        if (!valid_qname(qname)) return make_error_code(errc::invalid_name);
+        const auto mark = scope.size();
+        out += '<';
+        out += qname;
+        for (auto& [p, uri] : extra) {
+            scope.emplace_back(p, uri);
+            if (auto ec = attr(p.empty() ? std::string("xmlns") : "xmlns:" + p, uri)) return ec;
+        }
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            auto an = sv(a.name());
+            if (an == "xmlns") {
+                scope.emplace_back(std::string_view{}, sv(a.value()));
+                if (!omit_default.empty() && sv(a.value()) == omit_default) continue;
+            } else if (an.starts_with("xmlns:")) {
+                if (sv(a.value()).empty()) return make_error_code(errc::unbound_prefix);
+                scope.emplace_back(an.substr(6), sv(a.value()));
+            }
+        }
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            auto an = sv(a.name());
+            if (an == "xmlns" && !omit_default.empty() && sv(a.value()) == omit_default) continue;
+            auto p = prefix_of(an);
+            if (!p.empty() && p != "xmlns" && !bound(p)) return make_error_code(errc::unbound_prefix);
+            if (auto ec = attr(an, sv(a.value()))) return ec;
+        }
+        if (!bound(prefix_of(qname))) return make_error_code(errc::unbound_prefix);
+        auto c = n.first_child();
+        if (!c) {
+            out += "/>";
+        } else {
+            out += '>';
+            for (; c; c = c.next_sibling()) {
+                switch (c.type()) {
+                case pugi::node_element:
+                    if (auto ec = element(c, {}, {})) return ec;
+                    break;
+                case pugi::node_pcdata:
+                case pugi::node_cdata:
+                    if (auto ec = escape<false>(sv(c.value()), out)) return ec;
+                    break;
+                default:
+                    return make_error_code(errc::unsupported_node);
+                }
+            }
+            out += "</";
+            out += qname;
+            out += '>';
+        }
+        scope.resize(mark);
+        return {};
+    }
+};
+
+void collect_prefixes(pugi::xml_node n, std::vector<std::string_view>& out) {
+    auto add = [&](std::string_view p) {
+        for (auto q : out)
+            if (q == p) return;
+        out.push_back(p);
+    };
+    add(prefix_of(sv(n.name())));
+    for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+        auto p = prefix_of(sv(a.name()));
+        if (!p.empty() && p != "xmlns" && p != "xml") add(p);
+    }
+    for (auto c = n.first_child(); c; c = c.next_sibling())
+        if (c.type() == pugi::node_element) collect_prefixes(c, out);
+}
+
+} // namespace
+
+const boost::system::error_category& xml_category() noexcept {
+    static const xml_category_impl cat;
+    return cat;
+}
+
+boost::system::error_code escape_text(std::string_view in, std::string& out) { return escape<false>(in, out); }
+boost::system::error_code escape_attr(std::string_view in, std::string& out) { return escape<true>(in, out); }
+
+boost::system::error_code write(node n, std::string& out, std::string_view stream_ns) {
+    if (!n) return make_error_code(errc::invalid_name);
+    const auto rollback = out.size();
+    // Declare on the root what the element inherited from outside itself.
+    std::vector<std::pair<std::string, std::string>> extra;
+    std::vector<std::string_view> used;
+    collect_prefixes(n.native(), used);
+    auto declared_on_root = [&](std::string_view p) {
+        for (auto a = n.native().first_attribute(); a; a = a.next_attribute()) {
+            auto an = sv(a.name());
+            if (p.empty() ? an == "xmlns" : (an.starts_with("xmlns:") && an.substr(6) == p)) return true;
+        }
+        return false;
+    };
+    for (auto p : used) {
+        if (p == "xml" || declared_on_root(p)) continue;
+        auto uri = n.lookup_ns(p);
+        if (p.empty()) {
+            if (uri != stream_ns) extra.emplace_back(std::string(), std::string(uri));
+        } else if (!uri.empty()) {
+            extra.emplace_back(std::string(p), std::string(uri));
+        }
+    }
+    writer w{out, {}};
+    if (!stream_ns.empty()) w.scope.emplace_back(std::string_view{}, stream_ns);
+    if (auto ec = w.element(n.native(), extra, stream_ns)) {
+        out.resize(rollback);
+        return ec;
+    }
+    return {};
+}
+
+std::string to_string(node n) {
+    std::string s;
+    if (write(n, s)) s.clear();
+    return s;
+}
+
+void write_stream_header(const stream_header& h, std::string& out, bool xml_decl) {
+    if (xml_decl) out += "<?xml version='1.0'?>";
+    out += '<';
+    out += h.qname;
+    auto put = [&](std::string_view name, std::string_view value) {
+        if (value.empty()) return;
+        out += ' ';
+        out += name;
+        out += "='";
+        (void)escape_attr(value, out); // header values are ours or already checked
+        out += '\'';
+    };
+    put("from", h.from);
+    put("to", h.to);
+    put("id", h.id);
+    put("version", h.version);
+    put("xml:lang", h.lang);
+    put("xmlns", h.default_ns);
+    auto sp = prefix_of(h.qname);
+    bool stream_declared = false;
+    for (auto& [p, uri] : h.prefixes) {
+        put("xmlns:" + p, uri);
+        stream_declared |= (p == sp);
+    }
+    if (!stream_declared) put(sp.empty() ? std::string("xmlns") : "xmlns:" + std::string(sp), ns::stream);
+    out += '>';
+}
+
+void write_stream_close(const stream_header& h, std::string& out) {
+    out += "</";
+    out += h.qname;
+    out += '>';
+}
+
+} // namespace xmpp::xml
