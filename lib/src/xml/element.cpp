@@ -3,6 +3,7 @@
 #include <xmpp/xml/writer.hpp>
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ std::string_view lookup_from(pugi::xml_node n, const detail::ns_scope* scope,
         for (auto a = n.first_attribute(); a; a = a.next_attribute())
             if (declares(sv(a.name()), prefix)) return sv(a.value());
     return scope ? scope->lookup(prefix) : std::string_view{};
+}
+
+// pugixml keeps values as C strings: a NUL would silently cut the value short.
+// NUL is no XML character either, so refusing it loses nothing writable.
+void check_no_nul(std::string_view v) {
+    if (v.find('\0') != std::string_view::npos)
+        throw std::invalid_argument("xmpp::xml: NUL character in XML text or attribute value");
 }
 
 void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
@@ -158,6 +166,7 @@ node node::append(std::string_view q, std::string_view ns_name) {
 node node::append_copy(node other) { return node(copy_into(node_, scope_, other), scope_); }
 
 node& node::set_attr(std::string_view q, std::string_view value) {
+    check_no_nul(value);
     pugi::xml_attribute a;
     for (auto i = node_.first_attribute(); i; i = i.next_attribute())
         if (sv(i.name()) == q) { a = i; break; }
@@ -178,6 +187,7 @@ node& node::set_text(std::string_view text) {
 }
 
 node& node::append_text(std::string_view text) {
+    check_no_nul(text);
     node_.append_child(pugi::node_pcdata).set_value(text.data(), text.size());
     return *this;
 }

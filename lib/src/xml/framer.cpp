@@ -6,6 +6,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace xmpp::xml {
 
 namespace {
@@ -53,6 +57,25 @@ bool name_start(unsigned char c) noexcept {
 bool ref_char(unsigned char c) noexcept {
     return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
            c == '.' || c == ':' || c == '#' || c >= 0x80;
+}
+
+// Skips 16 bytes at a time while none is one of Cs, a control character or
+// non-ASCII; the byte loop of the state then takes over. Most of a stanza is
+// plain ASCII between a few markup characters, so this is where time goes.
+template <char... Cs>
+inline std::size_t skip_plain(const unsigned char* b, std::size_t p, std::size_t e) noexcept {
+#if defined(__SSE2__)
+    const __m128i low = _mm_set1_epi8(0x20);
+    while (e - p >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + p));
+        __m128i m = _mm_cmplt_epi8(v, low); // < 0x20, and >= 0x80 (negative)
+        ((m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(Cs)))), ...);
+        const int bits = _mm_movemask_epi8(m);
+        if (bits) return p + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(bits)));
+        p += 16;
+    }
+#endif
+    return p;
 }
 
 } // namespace
@@ -116,6 +139,7 @@ frame_event framer::fail(boost::system::error_code& ec, stream_errc c, const cha
 }
 
 frame_event framer::next(boost::system::error_code& ec) {
+    ec.clear();
     if (lex_ == lex::failed) {
         ec = error_;
         return frame_event::need_more;
@@ -205,6 +229,11 @@ frame_event framer::scan(boost::system::error_code& ec) {
         return false;
     };
     auto emit = [&](frame_event ev) {
+        // A frame that arrived whole is checked here; a partial one in need_more.
+        if (p - elem_begin_ > limits_.max_element_bytes)
+            return fail(ec, stream_errc::policy_violation,
+                        ev == frame_event::stream_open ? "stream header exceeds max_element_bytes"
+                                                       : "element exceeds max_element_bytes");
         frame_begin_ = elem_begin_;
         frame_end_ = pos_ = p;
         return ev;
@@ -291,6 +320,7 @@ frame_event framer::scan(boost::system::error_code& ec) {
         }
 
         case lex::in_tag: {
+            p = skip_plain<'"', '\'', '>', '/', '<', '&'>(b, p, e);
             while (p < e && !(table[b[p]] & k_tag)) ++p;
             if (p == e) return need_more();
             const unsigned char c = b[p];
@@ -335,6 +365,7 @@ frame_event framer::scan(boost::system::error_code& ec) {
         }
 
         case lex::attr_value: {
+            p = skip_plain<'"', '\'', '<', '&'>(b, p, e);
             while (p < e && !(table[b[p]] & k_attr)) ++p;
             if (p == e) return need_more();
             const unsigned char c = b[p];
@@ -352,6 +383,7 @@ frame_event framer::scan(boost::system::error_code& ec) {
         }
 
         case lex::text: {
+            p = skip_plain<'<', '&', '>'>(b, p, e);
             while (p < e && !(table[b[p]] & k_text)) ++p;
             if (p == e) return need_more();
             const unsigned char c = b[p];

@@ -45,6 +45,7 @@ boost::system::error_code reader::fail(stream_errc c, const char* text) {
 }
 
 frame_event reader::next(boost::system::error_code& ec) {
+    ec.clear();
     if (error_) {
         ec = error_;
         return frame_event::need_more;
@@ -106,46 +107,59 @@ boost::system::error_code reader::parse_element(std::span<char> frame) {
 }
 
 // Namespaces in XML 1.0 constraints and unique attributes (XML 1.0 3.1), which
-// pugixml does not check.
+// pugixml does not check. On the path of every element: names are measured
+// once and prefixes are looked up only when a name has one.
 boost::system::error_code reader::validate(pugi::xml_node root) {
     decls_.clear();
+    marks_.clear();
     auto bound = [&](std::string_view p) {
         if (p == "xml") return true;
         for (auto it = decls_.rbegin(); it != decls_.rend(); ++it)
             if (it->first == p) return !it->second.empty();
         return !scope_.lookup(p).empty();
     };
-    struct frame_t {
-        pugi::xml_node n;
-        std::size_t mark;
-    };
-    // Iterative walk; depth is bounded by the framer's max_depth.
     pugi::xml_node n = root;
-    std::vector<std::size_t> marks; // decls_ size at each open element
     while (n) {
-        marks.push_back(decls_.size());
+        marks_.push_back(decls_.size());
+        names_.clear();
+        bool prefixed = false;
         for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-            auto an = sv(a.name());
-            for (auto b = a.next_attribute(); b; b = b.next_attribute())
-                if (an == sv(b.name())) return fail(stream_errc::not_well_formed, "duplicate attribute");
-            if (an == "xmlns") {
-                decls_.emplace_back(std::string_view{}, sv(a.value()));
-            } else if (an.starts_with("xmlns:")) {
-                auto p = an.substr(6);
-                auto v = sv(a.value());
-                if (v.empty() || p == "xmlns" || (p == "xml") != (v == ns::xml) || v == ns::xmlns)
-                    return fail(stream_errc::not_well_formed, "illegal namespace declaration");
-                decls_.emplace_back(p, v);
+            const char* an = a.name();
+            const std::size_t len = std::strlen(an);
+            const std::string_view name(an, len);
+            for (auto other : names_)
+                if (other.size() == len && std::memcmp(other.data(), an, len) == 0)
+                    return fail(stream_errc::not_well_formed, "duplicate attribute");
+            names_.push_back(name);
+            const char* colon = static_cast<const char*>(std::memchr(an, ':', len));
+            if (an[0] == 'x' && name.starts_with("xmlns")) {
+                if (len == 5) {
+                    decls_.emplace_back(std::string_view{}, sv(a.value()));
+                    continue;
+                }
+                if (colon == an + 5) {
+                    auto p = name.substr(6);
+                    auto v = sv(a.value());
+                    if (v.empty() || p == "xmlns" || (p == "xml") != (v == ns::xml) || v == ns::xmlns)
+                        return fail(stream_errc::not_well_formed, "illegal namespace declaration");
+                    decls_.emplace_back(p, v);
+                    continue;
+                }
             }
+            prefixed |= colon != nullptr;
         }
-        auto en = sv(n.name());
-        auto ep = prefix_of(en);
-        if (!ep.empty() && (ep == "xmlns" || !bound(ep)))
-            return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
-        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-            auto ap = prefix_of(sv(a.name()));
-            if (!ap.empty() && ap != "xmlns" && !bound(ap))
-                return fail(stream_errc::bad_namespace_prefix, "attribute prefix not bound to a namespace");
+        const char* en = n.name();
+        if (const char* colon = std::strchr(en, ':')) {
+            std::string_view ep(en, static_cast<std::size_t>(colon - en));
+            if (ep == "xmlns" || !bound(ep))
+                return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
+        }
+        if (prefixed) {
+            for (auto name : names_) {
+                auto ap = prefix_of(name);
+                if (!ap.empty() && ap != "xmlns" && !bound(ap))
+                    return fail(stream_errc::bad_namespace_prefix, "attribute prefix not bound to a namespace");
+            }
         }
         // Next element in document order.
         pugi::xml_node next;
@@ -153,8 +167,8 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
             if (c.type() == pugi::node_element) { next = c; break; }
         if (next) { n = next; continue; }
         for (;;) {
-            decls_.resize(marks.back());
-            marks.pop_back();
+            decls_.resize(marks_.back());
+            marks_.pop_back();
             if (n == root) return {};
             for (next = n.next_sibling(); next && next.type() != pugi::node_element; next = next.next_sibling()) {}
             if (next) { n = next; break; }

@@ -152,6 +152,7 @@ struct writer {
         for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
             auto an = sv(a.name());
             if (an == "xmlns" && !omit_default.empty() && sv(a.value()) == omit_default) continue;
+            if (!valid_qname(an)) return make_error_code(errc::invalid_name);
             auto p = prefix_of(an);
             if (!p.empty() && p != "xmlns" && !bound(p)) return make_error_code(errc::unbound_prefix);
             if (auto ec = attr(an, sv(a.value()))) return ec;

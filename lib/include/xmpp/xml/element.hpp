@@ -97,13 +97,15 @@ public:
     /// Append a deep copy of `other` (from any document), declaring on the copy
     /// every namespace it inherited from its own ancestors or stream.
     node append_copy(node other);
-    /// Set (add or replace) an attribute.
+    /// Set (add or replace) an attribute. Throws std::invalid_argument when
+    /// `value` holds a NUL character (not an XML character; pugixml would
+    /// silently truncate it).
     node& set_attr(std::string_view qname, std::string_view value);
     /// Remove an attribute; true when it was present.
     bool remove_attr(std::string_view qname);
-    /// Replace all children by a single text node.
+    /// Replace all children by a single text node (NUL: as set_attr).
     node& set_text(std::string_view text);
-    /// Append a text node.
+    /// Append a text node (NUL: as set_attr).
     node& append_text(std::string_view text);
     /// Remove a child element; true when it was a child.
     bool remove_child(node child);

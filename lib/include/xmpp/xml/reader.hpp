@@ -78,7 +78,10 @@ private:
     stream_header header_;
     detail::ns_scope scope_;
     node current_;
-    std::vector<std::pair<std::string_view, std::string_view>> decls_; // reused
+    // Scratch space of validate(), kept so that steady state allocates nothing.
+    std::vector<std::pair<std::string_view, std::string_view>> decls_;
+    std::vector<std::size_t> marks_;
+    std::vector<std::string_view> names_;
     boost::system::error_code error_;
     std::string_view error_text_;
 };
