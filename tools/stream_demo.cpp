@@ -60,11 +60,14 @@ int main(int argc, char** argv) {
             if (ev != xmpp::xml::frame_event::element) continue;
             auto el = reader.element();
             ++kinds[static_cast<int>(xmpp::classify(el))];
-            if (auto payload = el.first_child()) ++payload_ns[std::string(payload.ns())];
-            boost::system::error_code jec;
-            auto from = xmpp::jid::parse(el.attr("from"), jec);
-            if (jec) ++bad_jids;
-            else senders.insert(from.bare());
+            for (auto child : xmpp::xml::children(el))
+                if (child.ns() != el.ns()) ++payload_ns[std::string(child.ns())];
+            if (auto from_attr = el.find_attr("from")) {
+                boost::system::error_code jec;
+                auto from = xmpp::jid::parse(*from_attr, jec);
+                if (jec) ++bad_jids;
+                else senders.insert(from.bare());
+            }
         }
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -76,7 +79,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::size_t, std::string>> top;
     for (auto& [ns, c] : payload_ns) top.emplace_back(c, ns);
     std::sort(top.rbegin(), top.rend());
-    std::printf("first-payload namespaces:\n");
+    std::printf("extension namespaces (children of stanzas):\n");
     for (std::size_t i = 0; i < top.size() && i < 8; ++i)
         std::printf("  %8zu  %s\n", top[i].first, top[i].second.c_str());
     std::printf("%.3f s: %.0f stanzas/s, %.0f MB/s (framing, parsing, namespaces, classification, JIDs)\n", s,

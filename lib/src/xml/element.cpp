@@ -2,6 +2,8 @@
 #include <xmpp/xml/detail/ns_scope.hpp>
 #include <xmpp/xml/writer.hpp>
 
+#include "ns_util.hpp"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -11,19 +13,9 @@ namespace xmpp::xml {
 
 namespace {
 
-std::string_view sv(const pugi::char_t* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
-
-std::string_view prefix_of(std::string_view qname) noexcept {
-    auto c = qname.find(':');
-    return c == std::string_view::npos ? std::string_view{} : qname.substr(0, c);
-}
-
-// Name of the attribute that declares `prefix`: "xmlns" or "xmlns:<prefix>".
-bool declares(std::string_view attr_name, std::string_view prefix) noexcept {
-    if (prefix.empty()) return attr_name == "xmlns";
-    return attr_name.size() == 6 + prefix.size() && attr_name.starts_with("xmlns:") &&
-           attr_name.substr(6) == prefix;
-}
+using detail::declares;
+using detail::prefix_of;
+using detail::sv;
 
 std::string_view lookup_from(pugi::xml_node n, const detail::ns_scope* scope,
                              std::string_view prefix) noexcept {
@@ -31,7 +23,7 @@ std::string_view lookup_from(pugi::xml_node n, const detail::ns_scope* scope,
     if (prefix == "xmlns") return ns::xmlns;
     for (; n.type() == pugi::node_element; n = n.parent())
         for (auto a = n.first_attribute(); a; a = a.next_attribute())
-            if (declares(sv(a.name()), prefix)) return sv(a.value());
+            if (declares(a.name(), prefix)) return sv(a.value());
     return scope ? scope->lookup(prefix) : std::string_view{};
 }
 
@@ -49,29 +41,12 @@ void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
     a.set_value(uri.data(), uri.size());
 }
 
-void collect_prefixes(pugi::xml_node n, std::vector<std::string_view>& out) {
-    auto add = [&](std::string_view p) {
-        for (auto q : out)
-            if (q == p) return;
-        out.push_back(p);
-    };
-    add(prefix_of(sv(n.name())));
-    for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-        auto p = prefix_of(sv(a.name()));
-        if (!p.empty() && p != "xmlns" && p != "xml") add(p);
-    }
-    for (auto c = n.first_child(); c; c = c.next_sibling())
-        if (c.type() == pugi::node_element) collect_prefixes(c, out);
-}
-
 // Deep-copies `src` under `dest_parent` and declares on the copy every
 // namespace the copy would otherwise lose or see rebound: those src inherited
 // from its ancestors and its stream header.
 pugi::xml_node copy_into(pugi::xml_node dest_parent, const detail::ns_scope* dest_scope, node src) {
     auto copy = dest_parent.append_copy(src.native());
-    std::vector<std::string_view> used;
-    collect_prefixes(src.native(), used);
-    for (auto p : used) {
+    for (auto p : detail::inherited_prefixes(src.native())) {
         auto want = src.lookup_ns(p);
         if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
         if (lookup_from(copy, dest_scope, p) != want) declare(copy, p, want);

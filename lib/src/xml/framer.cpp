@@ -147,13 +147,14 @@ frame_event framer::next(boost::system::error_code& ec) {
     return scan(ec);
 }
 
-// >0: length of a valid reference at p ('&'); 0: need more; <0: invalid (bad set).
-int framer::reference(std::size_t p, stream_errc& bad) const noexcept {
+// >0: length of a valid reference at p ('&') ending before e; 0: need more;
+// <0: invalid (bad set).
+int framer::reference(std::size_t p, std::size_t e, stream_errc& bad) const noexcept {
     const auto* b = reinterpret_cast<const unsigned char*>(buf_.data());
     constexpr std::size_t max_len = 32;
     std::size_t q = p + 1;
     for (;; ++q) {
-        if (q == end_) return 0;
+        if (q == e) return 0;
         if (b[q] == ';') break;
         if (!ref_char(b[q])) {
             bad = stream_errc::not_well_formed; // a bare '&'
@@ -193,12 +194,17 @@ int framer::reference(std::size_t p, stream_errc& bad) const noexcept {
 frame_event framer::scan(boost::system::error_code& ec) {
     const auto* b = reinterpret_cast<const unsigned char*>(buf_.data());
     std::size_t p = pos_;
-    const std::size_t e = end_;
+    // Inside an element nothing past max_element_bytes is ever looked at, so
+    // that the verdict on an oversized element does not depend on how its
+    // bytes were split into reads.
+    std::size_t e = end_;
+    auto in_element = [&] {
+        return lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed && lex_ != lex::failed;
+    };
 
     auto need_more = [&]() -> frame_event {
         pos_ = p;
-        const bool in_element = lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed;
-        if (in_element && e - elem_begin_ > limits_.max_element_bytes)
+        if (in_element() && end_ - elem_begin_ > limits_.max_element_bytes)
             return fail(ec, stream_errc::policy_violation,
                         in_header_ ? "stream header exceeds max_element_bytes"
                                    : "element exceeds max_element_bytes");
@@ -218,7 +224,7 @@ frame_event framer::scan(boost::system::error_code& ec) {
     };
     auto check_ref = [&](frame_event& out) -> bool {
         stream_errc bad{};
-        int n = reference(p, bad);
+        int n = reference(p, e, bad);
         if (n > 0) {
             p += static_cast<std::size_t>(n);
             return true;
@@ -241,6 +247,7 @@ frame_event framer::scan(boost::system::error_code& ec) {
 
     frame_event out{};
     for (;;) {
+        e = in_element() ? std::min(end_, elem_begin_ + limits_.max_element_bytes + 1) : end_;
         switch (lex_) {
         case lex::failed: ec = error_; return frame_event::need_more;
 
@@ -299,7 +306,11 @@ frame_event framer::scan(boost::system::error_code& ec) {
             // <?xml version='1.0' encoding='UTF-8'?>: only UTF-8 is allowed (RFC 6120 11.6).
             while (p + 1 < e && !(b[p] == '?' && b[p + 1] == '>')) {
                 if (b[p] == '<') return fail(ec, stream_errc::not_well_formed, "malformed XML declaration");
-                ++p;
+                if (b[p] < 0x20 || b[p] >= 0x80) {
+                    if (!check_char(out)) return out;
+                } else {
+                    ++p;
+                }
             }
             if (p + 1 >= e) return need_more();
             std::string_view decl(buf_.data() + elem_begin_, p - elem_begin_);

@@ -14,6 +14,18 @@ std::string_view prefix_of(std::string_view q) noexcept {
     return c == std::string_view::npos ? std::string_view{} : q.substr(0, c);
 }
 
+// Namespaces in XML 1.0 section 4: QName = (Prefix ':')? LocalPart, both
+// non-empty, at most one colon. pugixml accepts any number of colons.
+// The local part must start like a name (pugixml checks only the first byte
+// of the whole name, so "p:0x" would pass).
+bool valid_qname_colons(const char* name, std::size_t len, const char* colon) noexcept {
+    if (!colon) return true;
+    if (colon == name || colon + 1 == name + len) return false;
+    const auto c = static_cast<unsigned char>(colon[1]);
+    if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_' || c >= 0x80)) return false;
+    return std::memchr(colon + 1, ':', static_cast<std::size_t>(name + len - colon - 1)) == nullptr;
+}
+
 } // namespace
 
 reader::reader(struct limits l) : framer_(l) {}
@@ -132,6 +144,8 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
                     return fail(stream_errc::not_well_formed, "duplicate attribute");
             names_.push_back(name);
             const char* colon = static_cast<const char*>(std::memchr(an, ':', len));
+            if (!valid_qname_colons(an, len, colon))
+                return fail(stream_errc::not_well_formed, "attribute name is not a QName");
             if (an[0] == 'x' && name.starts_with("xmlns")) {
                 if (len == 5) {
                     decls_.emplace_back(std::string_view{}, sv(a.value()));
@@ -150,6 +164,8 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
         }
         const char* en = n.name();
         if (const char* colon = std::strchr(en, ':')) {
+            if (!valid_qname_colons(en, std::strlen(en), colon))
+                return fail(stream_errc::not_well_formed, "element name is not a QName");
             std::string_view ep(en, static_cast<std::size_t>(colon - en));
             if (ep == "xmlns" || !bound(ep))
                 return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
@@ -176,6 +192,25 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
         }
     }
     return {};
+}
+
+element parse_element(std::string_view text, boost::system::error_code& ec, const stream_header& context,
+                      const struct limits& l) {
+    reader r(l);
+    r.set_headerless(context);
+    r.feed(text);
+    auto ev = r.next(ec);
+    if (ec) return {};
+    if (ev != frame_event::element) {
+        ec = make_error_code(stream_errc::bad_format); // nothing, or an incomplete element
+        return {};
+    }
+    element out = element::copy_of(r.element());
+    if (r.next(ec) != frame_event::need_more || ec || r.get_framer().buffered() != 0) {
+        if (!ec) ec = make_error_code(stream_errc::bad_format); // more than one element
+        return {};
+    }
+    return out;
 }
 
 } // namespace xmpp::xml

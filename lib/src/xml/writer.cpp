@@ -1,5 +1,6 @@
 #include <xmpp/xml/writer.hpp>
 
+#include "ns_util.hpp"
 #include "utf8.hpp"
 
 #include <cstring>
@@ -26,12 +27,8 @@ public:
     }
 };
 
-std::string_view sv(const char* s) noexcept { return s ? std::string_view(s) : std::string_view{}; }
-
-std::string_view prefix_of(std::string_view q) noexcept {
-    auto c = q.find(':');
-    return c == std::string_view::npos ? std::string_view{} : q.substr(0, c);
-}
+using detail::prefix_of;
+using detail::sv;
 
 // XML Name / QName check: ASCII rules exactly, non-ASCII accepted when valid
 // UTF-8 (the NameChar ranges cover nearly all of them).
@@ -158,7 +155,11 @@ struct writer {
             if (auto ec = attr(an, sv(a.value()))) return ec;
         }
         if (!bound(prefix_of(qname))) return make_error_code(errc::unbound_prefix);
+        // Empty text nodes (e.g. from "<![CDATA[]]>") carry nothing: writing
+        // them as <a></a> would not read back the same as <a/>.
         auto c = n.first_child();
+        while (c && (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) && !*c.value())
+            c = c.next_sibling();
         if (!c) {
             out += "/>";
         } else {
@@ -185,21 +186,6 @@ struct writer {
     }
 };
 
-void collect_prefixes(pugi::xml_node n, std::vector<std::string_view>& out) {
-    auto add = [&](std::string_view p) {
-        for (auto q : out)
-            if (q == p) return;
-        out.push_back(p);
-    };
-    add(prefix_of(sv(n.name())));
-    for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-        auto p = prefix_of(sv(a.name()));
-        if (!p.empty() && p != "xmlns" && p != "xml") add(p);
-    }
-    for (auto c = n.first_child(); c; c = c.next_sibling())
-        if (c.type() == pugi::node_element) collect_prefixes(c, out);
-}
-
 } // namespace
 
 const boost::system::error_category& xml_category() noexcept {
@@ -215,17 +201,7 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
     const auto rollback = out.size();
     // Declare on the root what the element inherited from outside itself.
     std::vector<std::pair<std::string, std::string>> extra;
-    std::vector<std::string_view> used;
-    collect_prefixes(n.native(), used);
-    auto declared_on_root = [&](std::string_view p) {
-        for (auto a = n.native().first_attribute(); a; a = a.next_attribute()) {
-            auto an = sv(a.name());
-            if (p.empty() ? an == "xmlns" : (an.starts_with("xmlns:") && an.substr(6) == p)) return true;
-        }
-        return false;
-    };
-    for (auto p : used) {
-        if (p == "xml" || declared_on_root(p)) continue;
+    for (auto p : detail::inherited_prefixes(n.native())) {
         auto uri = n.lookup_ns(p);
         if (p.empty()) {
             if (uri != stream_ns) extra.emplace_back(std::string(), std::string(uri));

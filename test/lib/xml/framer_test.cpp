@@ -201,6 +201,9 @@ TEST_CASE("framer: malformed XML is rejected with not-well-formed", "[framer]") 
         {"comment-like markup", hdr + "<a><!-x></a>"},
         {"malformed CDATA start", hdr + "<a><![CDATX[x]]></a>"},
         {"quote in an end tag", hdr + "<a></a'>"},
+        {"NUL in the XML declaration (found by fuzz_reader)",
+         std::string("<?xml version='1.0' encodin\xd6\0\0'?>", 34) + hdr},
+        {"control character in the XML declaration", "<?xml version='1.0'\x01?>" + hdr},
     };
     for (auto& [what, data] : cases) {
         INFO(what);
@@ -232,6 +235,14 @@ TEST_CASE("framer: limits give policy-violation and bound memory", "[framer]") {
     CHECK(error_of(hdr + "<a a='1' b='2' c='3' d='4' e='5' f='6'/>", l) == stream_errc::policy_violation);
     CHECK(error_of(std::string("<stream:stream a='") + std::string(2000, 'x') + "'>", l) ==
           stream_errc::policy_violation);
+
+    // Bytes past the limit are never judged: a syntax error after it gives
+    // policy-violation whether the element arrives whole or byte by byte
+    // (found by fuzz_reader).
+    CHECK(error_of(hdr + "<a>" + std::string(1200, 'x') + "</strea\r\0</a>", l) == stream_errc::policy_violation);
+    CHECK(error_of(hdr + "<a>" + std::string(995, 'x') + "&amp;</a>", l) == stream_errc::policy_violation);
+    CHECK(error_of(hdr + "<a>" + std::string(990, 'x') + "&amp;</a>", l) == stream_errc::policy_violation);
+    CHECK_FALSE(error_of(hdr + "<a>" + std::string(988, 'x') + "&amp;</a>", l));
 
     // An endless element: the error comes as soon as the limit is passed and
     // the buffer never holds much more than the limit.

@@ -162,6 +162,14 @@ TEST_CASE("reader: namespace and attribute errors", "[reader]") {
     CHECK(error_of(hdr + "<message></iq>") == stream_errc::not_well_formed);
     CHECK(error_of(hdr + "<message b=c/>") == stream_errc::not_well_formed);
     CHECK(error_of(hdr + "<1message/>") == stream_errc::not_well_formed);
+    // Names that are not QNames (the first found by fuzz_reader).
+    CHECK(error_of(hdr + "<stream:jarbe:es/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<stream:/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<:a/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<a stream:b:c='1'/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<a b:='1'/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<ping xmlns:0stream='urn:x'/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<p:-x xmlns:p='urn:x'/>") == stream_errc::not_well_formed);
     // The stream header itself.
     CHECK(error_of("<stream:stream xmlns='jabber:client'>") == stream_errc::bad_namespace_prefix);
     CHECK(error_of("<stream:stream xmlns:stream='urn:wrong'>") == stream_errc::invalid_namespace);
@@ -212,6 +220,14 @@ TEST_CASE("reader: parse -> write -> parse round trips", "[reader]") {
     }
 }
 
+TEST_CASE("reader: write of a parsed element is canonical (found by fuzz_reader)", "[reader]") {
+    // An empty CDATA section leaves an empty text node; it must not turn <a/> into <a></a>.
+    auto once = elements_of(hdr + "<message><body><![CDATA[]]></body><x><![CDATA[]]>y<![CDATA[]]></x></message>");
+    REQUIRE(once.size() == 1);
+    CHECK(once[0] == "<message><body/><x>y</x></message>");
+    CHECK(elements_of(hdr + once[0]) == once);
+}
+
 TEST_CASE("reader: headerless elements in a given namespace context", "[reader]") {
     reader r;
     xmpp::xml::stream_header ctx;
@@ -225,4 +241,35 @@ TEST_CASE("reader: headerless elements in a given namespace context", "[reader]"
     r.feed("<stream:features/>");
     REQUIRE(r.next(ec) == frame_event::element);
     CHECK(r.element().is("features", ns::stream));
+}
+
+TEST_CASE("parse_element: one standalone element", "[reader]") {
+    boost::system::error_code ec;
+    auto e = xmpp::xml::parse_element("  <iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n", ec,
+                                      [] {
+                                          xmpp::xml::stream_header h;
+                                          h.default_ns = ns::client;
+                                          return h;
+                                      }());
+    REQUIRE_FALSE(ec);
+    CHECK(e.root().is("iq", ns::client));
+    CHECK(e.root().attr("xmlns") == ns::client); // inherited, now declared
+    CHECK(e.root().child("ping", "urn:xmpp:ping"));
+
+    auto plain = xmpp::xml::parse_element("<a><b/></a>", ec);
+    REQUIRE_FALSE(ec);
+    CHECK(plain.root().ns().empty());
+
+    for (const char* bad : {"", "  ", "<a>", "<a/><b/>", "<a/>text", "<a/><b", "text"}) {
+        INFO(bad);
+        auto none = xmpp::xml::parse_element(bad, ec);
+        CHECK(ec == stream_errc::bad_format);
+        CHECK_FALSE(none);
+    }
+    xmpp::xml::parse_element("<a><!-- no --></a>", ec);
+    CHECK(ec == stream_errc::restricted_xml);
+    xmpp::xml::limits small;
+    small.max_element_bytes = 10;
+    xmpp::xml::parse_element("<a>0123456789</a>", ec, {}, small);
+    CHECK(ec == stream_errc::policy_violation);
 }

@@ -89,6 +89,20 @@ TEST_CASE("writer: namespaces on the root", "[writer]") {
     element f("stream:features", ns::stream);
     REQUIRE_FALSE(xml::write(f.root(), c, ns::client));
     CHECK(c == "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>");
+
+    // Unprefixed children that declare their own namespace need no xmlns='' on the root.
+    element se("stream:error", ns::stream);
+    se.root().append("conflict", ns::streams_errors);
+    std::string d;
+    REQUIRE_FALSE(xml::write(se.root(), d, ns::client));
+    CHECK(d == "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+               "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>");
+    // ...but one that inherits the empty default namespace does.
+    element emp("p:x", "urn:p");
+    emp.root().append("plain");
+    std::string e;
+    REQUIRE_FALSE(xml::write(emp.root(), e, ns::client));
+    CHECK(e == "<p:x xmlns='' xmlns:p='urn:p'><plain/></p:x>");
 }
 
 TEST_CASE("writer: stream header and close", "[writer]") {

@@ -112,7 +112,7 @@ private:
 
     frame_event fail(boost::system::error_code& ec, stream_errc c, const char* text);
     frame_event scan(boost::system::error_code& ec);
-    int reference(std::size_t p, stream_errc& bad) const noexcept;
+    int reference(std::size_t p, std::size_t e, stream_errc& bad) const noexcept;
     void compact();
 
     struct limits limits_;

@@ -86,6 +86,16 @@ private:
     std::string_view error_text_;
 };
 
+/// Parses one standalone element, with every check of the reader and limits
+/// `l`, in the namespace context `context` (its default_ns and prefixes, as a
+/// stream header would declare them). The result declares on its root what
+/// it inherited from the context, so it is self-contained.
+///
+/// On error returns an empty element and sets `ec` to a stream_errc; text that
+/// is incomplete, or holds more than one element, is bad-format.
+element parse_element(std::string_view text, boost::system::error_code& ec, const stream_header& context = {},
+                      const struct limits& l = {});
+
 /// pugixml options used to parse elements: CDATA kept, entities decoded,
 /// end-of-line and attribute white space normalized as XML 1.0 requires, and
 /// white-space-only text kept (it is content in XMPP).
