@@ -45,6 +45,12 @@ std::string load_or_generate(const std::filesystem::path& path, bool mix, std::s
     return s;
 }
 
+// Calls fn(pointer, size) for each 4 KiB read of `data`.
+template <class F>
+void for_each_read(const std::string& data, F&& fn) {
+    for (std::size_t off = 0; off < data.size(); off += chunk) fn(data.data() + off, std::min(chunk, data.size() - off));
+}
+
 struct result {
     double seconds = 1e30;
     std::size_t stanzas = 0;
@@ -57,10 +63,9 @@ result run_ours(const std::string& data) {
         xmpp::xml::reader rd;
         std::size_t stanzas = 0, classified[4] = {};
         auto t0 = clock_type::now();
-        for (std::size_t off = 0; off < data.size(); off += chunk) {
-            const std::size_t n = std::min(chunk, data.size() - off);
+        for_each_read(data, [&](const char* bytes, std::size_t n) {
             auto buf = rd.prepare(n);
-            std::memcpy(buf.data(), data.data() + off, n); // stands for the socket read
+            std::memcpy(buf.data(), bytes, n); // stands for the socket read
             rd.commit(n);
             boost::system::error_code ec;
             for (;;) {
@@ -76,7 +81,7 @@ result run_ours(const std::string& data) {
                     ++classified[static_cast<int>(xmpp::classify(rd.element()))];
                 }
             }
-        }
+        });
         double s = std::chrono::duration<double>(clock_type::now() - t0).count();
         if (classified[3] != 0) {
             std::fprintf(stderr, "unclassified stanzas: %zu\n", classified[3]);
@@ -107,13 +112,14 @@ result run_expat(const std::string& data) {
             });
         XML_SetCharacterDataHandler(p, [](void*, const XML_Char*, int) {});
         auto t0 = clock_type::now();
-        for (std::size_t off = 0; off < data.size(); off += chunk) {
-            const std::size_t n = std::min(chunk, data.size() - off);
-            if (XML_Parse(p, data.data() + off, static_cast<int>(n), off + n == data.size()) != XML_STATUS_OK) {
+        std::size_t done = 0;
+        for_each_read(data, [&](const char* bytes, std::size_t n) {
+            done += n;
+            if (XML_Parse(p, bytes, static_cast<int>(n), done == data.size()) != XML_STATUS_OK) {
                 std::fprintf(stderr, "expat error: %s\n", XML_ErrorString(XML_GetErrorCode(p)));
                 std::exit(1);
             }
-        }
+        });
         double s = std::chrono::duration<double>(clock_type::now() - t0).count();
         XML_ParserFree(p);
         if (s < best.seconds) best = {s, st.stanzas};
@@ -126,11 +132,10 @@ double run_memcpy(const std::string& data) {
     double best = 1e30;
     for (int r = 0; r < repeats; ++r) {
         auto t0 = clock_type::now();
-        for (std::size_t off = 0; off < data.size(); off += chunk) {
-            const std::size_t n = std::min(chunk, data.size() - off);
-            std::memcpy(dst.data(), data.data() + off, n);
+        for_each_read(data, [&](const char* bytes, std::size_t n) {
+            std::memcpy(dst.data(), bytes, n);
             asm volatile("" : : "r"(dst.data()) : "memory");
-        }
+        });
         best = std::min(best, std::chrono::duration<double>(clock_type::now() - t0).count());
     }
     return best;

@@ -91,6 +91,7 @@ std::span<char> framer::prepare(std::size_t n) {
 void framer::commit(std::size_t n) noexcept { end_ += std::min(n, buf_.size() - end_); }
 
 void framer::feed(std::string_view data) {
+    if (data.empty()) return; // memcpy from a null data() would be undefined
     auto s = prepare(data.size());
     std::memcpy(s.data(), data.data(), data.size());
     commit(data.size());

@@ -1,11 +1,11 @@
 // Tests of lib/src/xml/framer.cpp: framing of realistic streams split at every
 // position, RFC 6120 section 11 restrictions and the limits.
-#include "test_catch.hpp"
+#include "alloc_counter.hpp"
+#include "test_data.hpp"
 
 #include <xmpp/xml/framer.hpp>
+#include <xmpp/xml/reader.hpp>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,14 +15,6 @@ using xmpp::xml::frame_event;
 using xmpp::xml::framer;
 
 namespace {
-
-std::string read_file(const std::string& name) {
-    std::ifstream in(std::string(XMPP_TEST_DATA) + "/streams/" + name, std::ios::binary);
-    REQUIRE(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 struct outcome {
     std::vector<std::pair<frame_event, std::string>> events;
@@ -78,7 +70,7 @@ const std::string hdr = "<stream:stream xmlns='jabber:client' xmlns:stream='http
 TEST_CASE("framer: realistic streams split at every position give the same frames", "[framer]") {
     for (const char* name : {"client_session.xml", "mam_pubsub.xml", "server_stream.xml"}) {
         INFO(name);
-        const std::string data = read_file(name);
+        const std::string data = xmpp::test::read_data(std::string("streams/") + name);
         const auto ref = frame_all(data);
         REQUIRE_FALSE(ref.error);
         REQUIRE(ref.events.size() >= 5);
@@ -275,6 +267,40 @@ TEST_CASE("framer: limits give policy-violation and bound memory", "[framer]") {
     }
     CHECK_FALSE(ec);
     CHECK(k.capacity() < 4096);
+}
+
+TEST_CASE("framer and reader: no operator new per element in the steady state", "[framer]") {
+    const std::string msg = "<message to='x@y' type='chat' id='a1'><body>hello &amp; \xc3\xa9</body>"
+                            "<active xmlns='http://jabber.org/protocol/chatstates'/></message>";
+    std::string chunk;
+    while (chunk.size() + msg.size() <= 4096) chunk += msg;
+    boost::system::error_code ec;
+
+    framer f;
+    f.feed(hdr);
+    REQUIRE(f.next(ec) == frame_event::stream_open);
+    xmpp::xml::reader r;
+    r.feed(hdr);
+    REQUIRE(r.next(ec) == frame_event::stream_open);
+    auto pump = [&](std::size_t rounds) {
+        std::size_t elements = 0;
+        for (std::size_t i = 0; i < rounds; ++i) {
+            f.feed(chunk);
+            while (f.next(ec) == frame_event::element) ++elements;
+            r.feed(chunk);
+            while (r.next(ec) == frame_event::element) elements += r.element().name() == "message";
+        }
+        REQUIRE_FALSE(ec);
+        return elements;
+    };
+    pump(5); // warm up: buffers and scratch vectors reach their size
+    const auto before = xmpp::test::allocations.load();
+    const auto elements = pump(200);
+    CHECK(elements > 10000);
+    CHECK(xmpp::test::allocations.load() - before == 0);
+    // The counter is live: a copy of an element allocates.
+    auto kept = xmpp::xml::element::copy_of(r.element());
+    CHECK(xmpp::test::allocations.load() - before > 0);
 }
 
 TEST_CASE("framer: no allocation once the buffer has grown", "[framer]") {

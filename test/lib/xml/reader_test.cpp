@@ -1,12 +1,10 @@
 // Tests of lib/src/xml/reader.cpp: namespace resolution against the stream
 // header, the checks pugixml does not make, and parse -> write -> parse trips.
-#include "test_catch.hpp"
+#include "test_data.hpp"
 
 #include <xmpp/xml/reader.hpp>
 #include <xmpp/xml/writer.hpp>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,14 +17,6 @@ namespace {
 
 const std::string hdr = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
                         "to='example.com' version='1.0'>";
-
-std::string read_file(const std::string& name) {
-    std::ifstream in(std::string(XMPP_TEST_DATA) + "/streams/" + name, std::ios::binary);
-    REQUIRE(in);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 // Feeds `data` and returns the first element, copied; fails the test on error.
 xmpp::xml::element first_element(reader& r, const std::string& data) {
@@ -203,7 +193,7 @@ TEST_CASE("reader: an error sticks until reset, and reset restarts", "[reader]")
 TEST_CASE("reader: parse -> write -> parse round trips", "[reader]") {
     for (const char* name : {"client_session.xml", "mam_pubsub.xml", "server_stream.xml"}) {
         INFO(name);
-        const std::string data = read_file(name);
+        const std::string data = xmpp::test::read_data(std::string("streams/") + name);
         auto first = elements_of(data);
         REQUIRE(first.size() >= 5);
         // Re-wrap the serialized elements in a stream with the same header.
