@@ -99,9 +99,7 @@ void framer::feed(std::string_view data) {
 
 void framer::compact() {
     // Keep the element being scanned; everything before it was consumed.
-    const bool in_element = lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed &&
-                            lex_ != lex::failed;
-    const std::size_t base = in_element ? elem_begin_ : pos_;
+    const std::size_t base = in_element() ? elem_begin_ : pos_;
     if (base == 0) return;
     std::memmove(buf_.data(), buf_.data() + base, end_ - base);
     end_ -= base;
@@ -199,9 +197,6 @@ frame_event framer::scan(boost::system::error_code& ec) {
     // that the verdict on an oversized element does not depend on how its
     // bytes were split into reads.
     std::size_t e = end_;
-    auto in_element = [&] {
-        return lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed && lex_ != lex::failed;
-    };
 
     auto need_more = [&]() -> frame_event {
         pos_ = p;

@@ -114,6 +114,10 @@ private:
     frame_event scan(boost::system::error_code& ec);
     int reference(std::size_t p, std::size_t e, stream_errc& bad) const noexcept;
     void compact();
+    // Scanning an element, the stream header or the XML declaration.
+    bool in_element() const noexcept {
+        return lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed && lex_ != lex::failed;
+    }
 
     struct limits limits_;
     std::vector<char> buf_;
