@@ -171,10 +171,20 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
                 return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
         }
         if (prefixed) {
-            for (auto name : names_) {
-                auto ap = prefix_of(name);
-                if (!ap.empty() && ap != "xmlns" && !bound(ap))
+            for (std::size_t i = 0; i < names_.size(); ++i) {
+                auto ap = prefix_of(names_[i]);
+                if (ap.empty() || ap == "xmlns") continue;
+                if (!bound(ap))
                     return fail(stream_errc::bad_namespace_prefix, "attribute prefix not bound to a namespace");
+                // Namespaces in XML 1.0 6.3: p:x and q:x with p and q bound to
+                // one namespace are the same attribute twice.
+                const auto local = names_[i].substr(ap.size() + 1);
+                for (std::size_t j = i + 1; j < names_.size(); ++j) {
+                    auto bp = prefix_of(names_[j]);
+                    if (bp.empty() || bp == "xmlns" || names_[j].substr(bp.size() + 1) != local) continue;
+                    if (node(n, &scope_).lookup_ns(ap) == node(n, &scope_).lookup_ns(bp))
+                        return fail(stream_errc::not_well_formed, "attribute repeated under two prefixes");
+                }
             }
         }
         // Next element in document order.

@@ -22,6 +22,7 @@ public:
         case errc::invalid_name: return "invalid XML name";
         case errc::unsupported_node: return "comment, processing instruction or DTD node (RFC 6120 11.1)";
         case errc::unbound_prefix: return "namespace prefix not bound to a namespace";
+        case errc::duplicate_attribute: return "attribute repeated (Namespaces in XML 1.0 6.3)";
         }
         return "unknown xml error";
     }
@@ -123,6 +124,31 @@ struct writer {
         return {};
     }
 
+    std::string_view lookup(std::string_view p) const noexcept {
+        for (auto it = scope.rbegin(); it != scope.rend(); ++it)
+            if (it->first == p) return it->second;
+        return {};
+    }
+
+    // The reader's uniqueness rules: no attribute twice, and no namespaced
+    // attribute twice under two prefixes bound to one namespace.
+    boost::system::error_code check_unique(pugi::xml_node n) const {
+        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+            const auto an = sv(a.name());
+            const auto ap = prefix_of(an);
+            for (auto b = a.next_attribute(); b; b = b.next_attribute()) {
+                const auto bn = sv(b.name());
+                if (an == bn) return make_error_code(errc::duplicate_attribute);
+                const auto bp = prefix_of(bn);
+                if (ap.empty() || bp.empty() || ap == "xmlns" || bp == "xmlns") continue;
+                if (an.substr(ap.size()) == bn.substr(bp.size()) && !lookup(ap).empty() &&
+                    lookup(ap) == lookup(bp))
+                    return make_error_code(errc::duplicate_attribute);
+            }
+        }
+        return {};
+    }
+
     // `extra` are declarations added on this element (the root only).
     boost::system::error_code element(pugi::xml_node n,
                                       const std::vector<std::pair<std::string, std::string>>& extra,
@@ -146,6 +172,7 @@ struct writer {
                 scope.emplace_back(an.substr(6), sv(a.value()));
             }
         }
+        if (auto ec = check_unique(n)) return ec;
         for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
             auto an = sv(a.name());
             if (an == "xmlns" && !omit_default.empty() && sv(a.value()) == omit_default) continue;

@@ -145,6 +145,12 @@ TEST_CASE("reader: namespace and attribute errors", "[reader]") {
     CHECK(error_of(hdr + "<message><p:y xmlns:p='urn:p'/><p:z/></message>") == stream_errc::bad_namespace_prefix);
     CHECK(error_of(hdr + "<xmlns:a/>") == stream_errc::bad_namespace_prefix);
     CHECK(error_of(hdr + "<message a='1' a='2'/>") == stream_errc::not_well_formed);
+    // Namespaces in XML 1.0 6.3: the same namespaced attribute under two prefixes.
+    CHECK(error_of(hdr + "<message xmlns:p='urn:u' xmlns:q='urn:u' p:x='1' q:x='2'/>") == stream_errc::not_well_formed);
+    CHECK(error_of(hdr + "<message xmlns:p='urn:u'><b xmlns:q='urn:u' p:x='1' q:x='2'/></message>") ==
+          stream_errc::not_well_formed);
+    CHECK_FALSE(error_of(hdr + "<message xmlns:p='urn:u' xmlns:q='urn:v' p:x='1' q:x='2'/>"));
+    CHECK_FALSE(error_of(hdr + "<message xmlns:p='urn:u' p:x='1' x='2'/>")); // x is in no namespace
     CHECK(error_of(hdr + "<message xmlns:p=''/>") == stream_errc::not_well_formed);
     CHECK(error_of(hdr + "<message xmlns:xml='urn:other'/>") == stream_errc::not_well_formed);
     CHECK(error_of(hdr + "<message xmlns:xmlns='urn:other'/>") == stream_errc::not_well_formed);

@@ -70,6 +70,17 @@ TEST_CASE("writer: refuses what a reader would reject", "[writer]") {
     CHECK(err([](xml::node n) { n.native().append_child(pugi::node_pi).set_name("php"); }) ==
           xml::errc::unsupported_node);
     CHECK(xml::write(xml::node(), *std::make_unique<std::string>()) == xml::errc::invalid_name);
+    CHECK(err([](xml::node n) {
+              n.native().append_attribute("a") = "1";
+              n.native().append_attribute("a") = "2";
+          }) == xml::errc::duplicate_attribute);
+    CHECK(err([](xml::node n) {
+              n.set_attr("xmlns:p", "urn:u").set_attr("xmlns:q", "urn:u").set_attr("p:x", "1").set_attr("q:x", "2");
+          }) == xml::errc::duplicate_attribute);
+    element ok("message", ns::client);
+    ok.root().set_attr("xmlns:p", "urn:u").set_attr("xmlns:q", "urn:v").set_attr("p:x", "1").set_attr("q:x", "2");
+    std::string written;
+    CHECK_FALSE(xml::write(ok.root(), written)); // two namespaces: two attributes
 }
 
 TEST_CASE("writer: NUL cannot enter a tree", "[writer]") {

@@ -12,6 +12,7 @@ enum class errc {
     invalid_name,      ///< an element or attribute name that is not an XML Name
     unsupported_node,  ///< a comment, PI, DOCTYPE or declaration node (RFC 6120 11.1)
     unbound_prefix,    ///< a prefix with no namespace declaration in scope
+    duplicate_attribute, ///< an attribute twice, or under two prefixes of one namespace
 };
 
 /// Category of xml::errc; name() is "xmpp.xml".
