@@ -3,7 +3,9 @@
 
 #include <pugixml.hpp>
 
+#include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace xmpp::xml::detail {
@@ -22,6 +24,17 @@ inline bool declares(const char* name, std::string_view prefix) noexcept {
     const std::string_view n(name);
     if (prefix.empty()) return n == "xmlns";
     return n.size() == 6 + prefix.size() && n.starts_with("xmlns:") && n.substr(6) == prefix;
+}
+
+/// Declarations in force during a walk down a tree: (prefix, namespace),
+/// innermost last. Used by the reader's checks and by the writer.
+using ns_decls = std::vector<std::pair<std::string_view, std::string_view>>;
+
+/// Innermost binding of `prefix` in `decls`; nullopt when it declares none.
+inline std::optional<std::string_view> innermost(const ns_decls& decls, std::string_view prefix) noexcept {
+    for (auto it = decls.rbegin(); it != decls.rend(); ++it)
+        if (it->first == prefix) return it->second;
+    return std::nullopt;
 }
 
 /// Prefixes whose binding `root`'s subtree takes from outside itself: element

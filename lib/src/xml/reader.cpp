@@ -1,5 +1,7 @@
 #include <xmpp/xml/reader.hpp>
 
+#include "ns_util.hpp"
+
 #include <cstring>
 #include <string>
 
@@ -124,12 +126,13 @@ boost::system::error_code reader::parse_element(std::span<char> frame) {
 boost::system::error_code reader::validate(pugi::xml_node root) {
     decls_.clear();
     marks_.clear();
-    auto bound = [&](std::string_view p) {
-        if (p == "xml") return true;
-        for (auto it = decls_.rbegin(); it != decls_.rend(); ++it)
-            if (it->first == p) return !it->second.empty();
-        return !scope_.lookup(p).empty();
+    // Namespace of prefix `p` at the element being checked: its own and its
+    // ancestors' declarations, then the stream header's.
+    auto resolve = [&](std::string_view p) -> std::string_view {
+        if (p == "xml") return ns::xml;
+        return detail::innermost(decls_, p).value_or(scope_.lookup(p));
     };
+    auto bound = [&](std::string_view p) { return !resolve(p).empty(); };
     pugi::xml_node n = root;
     while (n) {
         marks_.push_back(decls_.size());
@@ -182,7 +185,7 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
                 for (std::size_t j = i + 1; j < names_.size(); ++j) {
                     auto bp = prefix_of(names_[j]);
                     if (bp.empty() || bp == "xmlns" || names_[j].substr(bp.size() + 1) != local) continue;
-                    if (node(n, &scope_).lookup_ns(ap) == node(n, &scope_).lookup_ns(bp))
+                    if (resolve(ap) == resolve(bp))
                         return fail(stream_errc::not_well_formed, "attribute repeated under two prefixes");
                 }
             }

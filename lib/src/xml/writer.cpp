@@ -103,15 +103,14 @@ boost::system::error_code escape(std::string_view in, std::string& out) {
 
 struct writer {
     std::string& out;
-    // Declarations in scope while writing: prefix -> namespace.
-    std::vector<std::pair<std::string_view, std::string_view>> scope;
+    // Declarations in scope while writing.
+    detail::ns_decls scope;
+
+    std::string_view lookup(std::string_view p) const noexcept { return detail::innermost(scope, p).value_or(""); }
 
     bool bound(std::string_view p) const noexcept {
         if (p.empty() || p == "xml") return true;
-        if (p == "xmlns") return false;
-        for (auto it = scope.rbegin(); it != scope.rend(); ++it)
-            if (it->first == p) return !it->second.empty();
-        return false;
+        return p != "xmlns" && !lookup(p).empty();
     }
 
     boost::system::error_code attr(std::string_view name, std::string_view value) {
@@ -121,12 +120,6 @@ struct writer {
         out += "='";
         if (auto ec = escape<true>(value, out)) return ec;
         out += '\'';
-        return {};
-    }
-
-    std::string_view lookup(std::string_view p) const noexcept {
-        for (auto it = scope.rbegin(); it != scope.rend(); ++it)
-            if (it->first == p) return it->second;
         return {};
     }
 

@@ -79,7 +79,7 @@ private:
     detail::ns_scope scope_;
     node current_;
     // Scratch space of validate(), kept so that steady state allocates nothing.
-    std::vector<std::pair<std::string_view, std::string_view>> decls_;
+    std::vector<std::pair<std::string_view, std::string_view>> decls_; // = detail::ns_decls
     std::vector<std::size_t> marks_;
     std::vector<std::string_view> names_;
     boost::system::error_code error_;
