@@ -124,6 +124,13 @@ void framer::clear() noexcept {
     reset();
 }
 
+bool framer::shrink() noexcept {
+    compact();
+    if (end_ != 0) return false; // a partial element or unread input
+    std::vector<char>().swap(buf_);
+    return true;
+}
+
 void framer::set_headerless(bool on) noexcept {
     headerless_ = on;
     reset();

@@ -44,6 +44,16 @@ void reader::clear() noexcept {
     reset();
 }
 
+bool reader::shrink() noexcept {
+    if (!framer_.shrink()) return false;
+    current_ = {};
+    doc_.reset(); // frees pugixml's pages; the first one lives inside doc_
+    decltype(decls_)().swap(decls_);
+    decltype(marks_)().swap(marks_);
+    decltype(names_)().swap(names_);
+    return true;
+}
+
 void reader::set_headerless(const stream_header& context) {
     header_ = context;
     scope_.default_ns = context.default_ns;

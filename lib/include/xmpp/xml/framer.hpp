@@ -84,6 +84,9 @@ public:
     /// plaintext left over would be an injection attempt).
     void clear() noexcept;
 
+    /// Release the buffer's memory when no input is pending (an idle stream
+    /// then holds none). Invalidates frame(). Returns true when released.
+    bool shrink() noexcept;
     /// Frame top-level elements with no stream header and no stream end, as
     /// RFC 7395 WebSocket messages carry them.
     void set_headerless(bool on) noexcept;

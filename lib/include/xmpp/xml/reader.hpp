@@ -60,6 +60,10 @@ public:
     /// Stream restart that also drops unconsumed input.
     void clear() noexcept;
 
+    /// Release memory held for parsing (input buffer, tree pages, scratch)
+    /// when no input is pending, so that an idle stream costs next to
+    /// nothing. Invalidates element(). Returns true when released.
+    bool shrink() noexcept;
     /// Read elements with no stream header (RFC 7395 WebSocket framing), in the
     /// namespace context of `context` (its default_ns and prefixes).
     void set_headerless(const stream_header& context);

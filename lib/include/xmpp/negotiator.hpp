@@ -1,0 +1,76 @@
+// The Negotiator concept (RFC 6120 4.3) and the default client negotiator.
+//
+// A negotiator runs a stream from its opening to the ready state: it opens
+// the stream, reads the peer's header and <stream:features/>, picks the next
+// stream_feature and runs it, restarting the stream when a feature asks
+// (STARTTLS, SASL). The session owns the I/O; the negotiator only sees a
+// negotiation_stream, so it never knows which transport runs below.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <xmpp/sasl.hpp>
+#include <xmpp/stream_feature.hpp>
+#include <xmpp/tls.hpp>
+#include <xmpp/xml/stream_header.hpp>
+
+namespace xmpp {
+
+/// Stream-level operations a negotiator needs beyond what features use.
+class negotiation_io : public negotiation_stream {
+public:
+    /// Send our stream header (RFC 6120 4.7), after resetting the reader for
+    /// a new stream (a restart keeps input already received: 4.3.3).
+    virtual asio::awaitable<void> open_stream() = 0;
+    /// The peer's stream header (step deadline applies; throws as receive()).
+    virtual asio::awaitable<xml::stream_header> receive_header() = 0;
+    /// Install a new transport (after STARTTLS) and mark the stream secure.
+    virtual void replace_transport(std::unique_ptr<transport> t) = 0;
+    /// Add state bits.
+    virtual void add_state(session_state bits) = 0;
+};
+
+/// Runs the negotiation of one stream.
+class negotiator {
+public:
+    virtual ~negotiator() = default;
+    /// Negotiate until the session is ready. Throws boost::system::system_error
+    /// with the reason (the session then ends the stream).
+    virtual asio::awaitable<void> run(negotiation_io& io) = 0;
+};
+
+/// Settings of the default client negotiator and its built-in features.
+struct client_features_config {
+    sasl::credentials credentials;
+    sasl::options sasl;
+    /// Accept a stream without TLS when the server offers no STARTTLS. Even
+    /// then PLAIN stays refused unless sasl.allow_plain_without_tls.
+    bool allow_plaintext = false;
+    /// TLS context for STARTTLS (verification name: the peer's domain).
+    /// Without one, a STARTTLS offer cannot be taken up.
+    std::optional<tls::context> tls;
+    /// Requested resource; empty = server-assigned (RFC 6120 7.6).
+    std::string resource;
+};
+
+/// STARTTLS (RFC 6120 5). Advertised <required/> or not, it is negotiated
+/// whenever offered on a stream that is not secure yet.
+std::shared_ptr<const stream_feature> starttls_feature(tls::context ctx);
+/// SASL (RFC 6120 6) with the mechanism choice of sasl::select().
+std::shared_ptr<const stream_feature> sasl_feature(sasl::credentials creds, sasl::options opts,
+                                                   bool allow_plaintext);
+/// Resource binding (RFC 6120 7); `resource` empty = server-assigned.
+std::shared_ptr<const stream_feature> bind_feature(std::string resource);
+
+/// The default client negotiator: STARTTLS, SASL and bind, then `extra`
+/// features in order (e.g. XEP-0198 later). Refuses to go on without TLS
+/// (errc::tls_required) unless `cfg.allow_plaintext`.
+std::shared_ptr<negotiator> make_client_negotiator(const client_features_config& cfg,
+                                                   std::vector<std::shared_ptr<const stream_feature>> extra = {});
+
+} // namespace xmpp

@@ -1,0 +1,771 @@
+// xmpp::session: dialing, negotiation I/O, the writer queue, the reader loop
+// and IQ matching. All template-heavy Asio code of the session lives in this
+// translation unit; the public header only type-erases handlers.
+#include <xmpp/session.hpp>
+
+#include <xmpp/negotiator.hpp>
+#include <xmpp/stanza_error.hpp>
+#include <xmpp/stream_error.hpp>
+#include <xmpp/xml/reader.hpp>
+#include <xmpp/xml/writer.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+namespace xmpp::detail {
+
+namespace {
+
+using boost::system::system_error;
+
+// Completes a type-erased handler later, through its own executor, never
+// inside the caller's stack (and never while we iterate our containers).
+template <class Handler, class... Args>
+void complete(Handler h, const asio::any_io_executor& fallback, Args&&... args) {
+    // post() runs on `fallback`, then hands over to h's associated executor.
+    asio::post(fallback, asio::append(std::move(h), std::forward<Args>(args)...));
+}
+
+error_info info_of(const system_error& e) {
+    // what() is "text: message"; keep the text part as our detail.
+    std::string w = e.what();
+    auto msg = e.code().message();
+    if (w.size() > msg.size() + 2 && w.compare(w.size() - msg.size(), msg.size(), msg) == 0)
+        w.resize(w.size() - msg.size() - 2);
+    else if (w == msg)
+        w.clear();
+    return {e.code(), std::move(w)};
+}
+
+} // namespace
+
+class session_impl final : public negotiation_io, public std::enable_shared_from_this<session_impl> {
+public:
+    session_impl(session& owner, asio::any_io_executor ex, session_options opts)
+        : owner_(&owner),
+          strand_(asio::make_strand(std::move(ex))),
+          opts_(std::move(opts)),
+          reader_(opts_.limits),
+          address_(opts_.address),
+          deadline_(strand_),
+          step_timer_(strand_),
+          close_timer_(strand_) {}
+
+    asio::any_io_executor executor() const { return strand_; }
+
+    // --- public operations (called on the strand) ----------------------------
+
+    void connect(asio::any_completion_handler<void(error_code)> h) {
+        if (phase_ != phase::idle) {
+            complete(std::move(h), strand_, make_error_code(errc::already_connected));
+            return;
+        }
+        phase_ = phase::connecting;
+        auto slot = asio::get_associated_cancellation_slot(h);
+        if (slot.is_connected()) {
+            std::weak_ptr<session_impl> weak = shared_from_this();
+            slot.assign([weak, ex = strand_](asio::cancellation_type) {
+                asio::post(ex, [weak] {
+                    if (auto self = weak.lock(); self && self->phase_ == phase::connecting) {
+                        self->abort_reason_ = asio::error::operation_aborted;
+                        self->abort_io();
+                    }
+                });
+            });
+        }
+        arm(deadline_, opts_.connect_timeout);
+        auto done = [self = shared_from_this(), h = std::move(h)](std::exception_ptr ep) mutable {
+            self->deadline_.cancel();
+            self->step_timer_.cancel();
+            auto s = asio::get_associated_cancellation_slot(h);
+            if (s.is_connected()) s.clear();
+            if (!ep && self->phase_ == phase::connecting) {
+                self->phase_ = phase::ready;
+                self->start_reading();
+                complete(std::move(h), self->strand_, error_code{});
+                return;
+            }
+            error_info why{make_error_code(errc::session_closed), "closed while connecting"};
+            if (ep) {
+                try {
+                    std::rethrow_exception(ep);
+                } catch (const system_error& e) {
+                    why = info_of(e);
+                } catch (const std::exception& e) {
+                    why = {make_error_code(errc::invalid_argument), e.what()};
+                }
+            }
+            // A deadline or a cancellation shows as operation_aborted below.
+            if (self->abort_reason_) why.code = self->abort_reason_;
+            asio::co_spawn(self->strand_, self->fail_session(std::move(why), false),
+                           [self, h = std::move(h)](std::exception_ptr) mutable {
+                               complete(std::move(h), self->strand_, self->last_error().code);
+                           });
+        };
+        asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(connect_cancel_.slot(), std::move(done)));
+    }
+
+    void send(std::string bytes, asio::any_completion_handler<void(error_code)> h) {
+        if (phase_ != phase::ready) {
+            complete(std::move(h), strand_, make_error_code(errc::not_connected));
+            return;
+        }
+        enqueue(std::move(bytes), std::move(h));
+    }
+
+    void send_iq(xml::element iq, std::chrono::milliseconds timeout,
+                 asio::any_completion_handler<void(error_code, xml::element)> h) {
+        if (phase_ != phase::ready) {
+            complete(std::move(h), strand_, make_error_code(errc::not_connected), xml::element());
+            return;
+        }
+        auto root = iq.root();
+        iq_view v(root);
+        if (!root || root.name() != "iq" || !v.is_request()) {
+            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
+            return;
+        }
+        std::string id(v.id());
+        if (id.empty()) {
+            id = new_id();
+            root.set_attr("id", id);
+        }
+        if (pending_.count(id)) {
+            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
+            return;
+        }
+        std::string bytes;
+        if (auto ec = xml::write(root, bytes, xml::ns::client)) {
+            complete(std::move(h), strand_, ec, xml::element());
+            return;
+        }
+        pending_iq p;
+        p.to_self = is_self(v.to(), p.to);
+        if (!p.to_self && p.to.empty()) {
+            // A 'to' that is not a JID can never be answered by a JID.
+            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
+            return;
+        }
+        auto slot = asio::get_associated_cancellation_slot(h);
+        if (slot.is_connected()) {
+            std::weak_ptr<session_impl> weak = shared_from_this();
+            slot.assign([weak, id, ex = strand_](asio::cancellation_type) {
+                asio::post(ex, [weak, id] {
+                    if (auto self = weak.lock()) self->finish_iq(id, asio::error::operation_aborted, {});
+                });
+            });
+        }
+        p.timer = std::make_unique<asio::steady_timer>(strand_);
+        p.timer->expires_after(timeout.count() > 0 ? timeout : opts_.iq_timeout);
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        p.timer->async_wait([weak, id](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->finish_iq(id, make_error_code(errc::timeout), {});
+        });
+        p.handler = std::move(h);
+        // Registered before the write: a reply can never overtake it.
+        pending_.emplace(id, std::move(p));
+        enqueue(std::move(bytes), {});
+    }
+
+    void close(asio::any_completion_handler<void(error_code)> h) {
+        switch (phase_) {
+        case phase::idle:
+        case phase::closed:
+            complete(std::move(h), strand_, error_code{});
+            return;
+        case phase::connecting:
+            close_waiters_.push_back(std::move(h));
+            abort_reason_ = make_error_code(errc::session_closed);
+            abort_io();
+            return;
+        case phase::closing:
+            close_waiters_.push_back(std::move(h));
+            return;
+        case phase::ready:
+            break;
+        }
+        phase_ = phase::closing;
+        close_waiters_.push_back(std::move(h));
+        // RFC 6120 4.4: our closing tag after everything queued, then wait
+        // for the peer's.
+        enqueue(closing_tag(), {});
+        state_ |= session_state::output_closed;
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        close_timer_.expires_after(opts_.close_timeout);
+        close_timer_.async_wait([weak](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->finish_close({make_error_code(errc::session_closed), "closed (the server did not answer the closing tag in time)"});
+        });
+    }
+
+    /// The owning session object is going away: stop everything now.
+    void detach() {
+        owner_ = nullptr;
+        handler_ = nullptr;
+        abort_reason_ = make_error_code(errc::session_closed);
+        end_session({make_error_code(errc::session_closed), "session destroyed"}, phase_ == phase::ready || phase_ == phase::closing);
+    }
+
+    void set_handler(stanza_handler h) { handler_ = std::move(h); }
+
+    // --- negotiation_stream ------------------------------------------------------
+
+    asio::awaitable<void> send(xml::node element) override {
+        std::string bytes;
+        if (auto ec = xml::write(element, bytes, xml::ns::client)) throw system_error(ec, "cannot serialize element");
+        co_await write_now(bytes);
+    }
+
+    asio::awaitable<void> send_raw(std::string_view xml_text) override { co_await write_now(xml_text); }
+
+    asio::awaitable<xml::element> receive() override {
+        auto ev = co_await read_event(true);
+        if (ev == xml::frame_event::stream_close) {
+            state_ |= session_state::input_closed;
+            throw system_error(make_error_code(errc::peer_closed), "the server closed the stream during negotiation");
+        }
+        if (ev == xml::frame_event::stream_open)
+            throw system_error(make_error_code(stream_errc::bad_format), "a second stream header");
+        auto e = xml::element::copy_of(reader_.element());
+        throw_if_stream_error(e.root());
+        co_return e;
+    }
+
+    session_state state() const noexcept override { return state_; }
+    transport& current_transport() noexcept override { return *transport_; }
+
+    std::unique_ptr<transport> take_transport() override {
+        // RFC 6120 5.4.3.3: nothing may follow <proceed/> before the handshake.
+        if (reader_.get_framer().buffered() != 0)
+            throw system_error(make_error_code(errc::tls_injection),
+                               std::to_string(reader_.get_framer().buffered()) + " bytes followed <proceed/>");
+        reader_.clear();
+        return std::move(transport_);
+    }
+
+    const jid& local_address() const noexcept override { return address_; }
+    void set_local_address(jid j) override {
+        std::lock_guard lk(info_mutex_);
+        address_ = std::move(j);
+    }
+    const std::string& peer_domain() const noexcept override { return domain_; }
+    bool is_initiator() const noexcept override { return true; }
+    void set_auth_mechanism(std::string name) override {
+        std::lock_guard lk(info_mutex_);
+        mechanism_ = std::move(name);
+    }
+
+    // --- negotiation_io --------------------------------------------------------
+
+    asio::awaitable<void> open_stream() override {
+        reader_.reset();
+        std::string out;
+        xml::stream_header h;
+        h.to = domain_;
+        // RFC 6120 4.7.1: 'from' only once the stream is protected.
+        if (has_all(state_, session_state::secure)) h.from = std::string(address_.bare().str());
+        h.version = "1.0";
+        h.lang = "en";
+        h.default_ns = std::string(xml::ns::client);
+        h.prefixes = {{"stream", std::string(xml::ns::stream)}};
+        xml::write_stream_header(h, out);
+        header_sent_ = true;
+        co_await write_now(out);
+    }
+
+    asio::awaitable<xml::stream_header> receive_header() override {
+        auto ev = co_await read_event(true);
+        if (ev != xml::frame_event::stream_open)
+            throw system_error(make_error_code(errc::bad_stream_header), "expected the server's stream header");
+        peer_header_ = reader_.header();
+        co_return peer_header_;
+    }
+
+    void replace_transport(std::unique_ptr<transport> t) override {
+        transport_ = std::move(t);
+        state_ |= session_state::secure;
+    }
+
+    void add_state(session_state bits) override { state_ |= bits; }
+
+    // --- accessors -------------------------------------------------------------------
+
+    jid address() const { std::lock_guard lk(info_mutex_); return address_; }
+    error_info last_error() const { std::lock_guard lk(info_mutex_); return last_error_; }
+    std::string stream_id() const { std::lock_guard lk(info_mutex_); return peer_header_.id; }
+    std::string mechanism() const { std::lock_guard lk(info_mutex_); return mechanism_; }
+
+private:
+    enum class phase { idle, connecting, ready, closing, closed };
+
+    struct pending_iq {
+        jid to;               // the request's 'to', prepared
+        bool to_self = false; // to our account or our server (8.1.2.1)
+        std::unique_ptr<asio::steady_timer> timer;
+        asio::any_completion_handler<void(error_code, xml::element)> handler;
+    };
+
+    // --- connecting -------------------------------------------------------------------
+
+    asio::awaitable<void> connect_main() {
+        domain_ = std::string(opts_.address.domainpart());
+        if (domain_.empty()) throw system_error(make_error_code(errc::invalid_argument), "the account JID has no domain");
+        resolver_ = std::make_unique<net::resolver>(strand_, opts_.dns);
+
+        std::vector<net::connect_target> targets;
+        if (!opts_.host.empty()) {
+            std::uint16_t port = opts_.port;
+            if (port == 0) port = opts_.direct_tls ? 5223 : 5222;
+            targets.push_back({opts_.host, port, opts_.direct_tls});
+        } else {
+            targets = co_await net::resolve_xmpp(*resolver_, domain_);
+        }
+        auto [sock, target] = co_await net::dial(*resolver_, std::move(targets), opts_.connect_timeout);
+
+        tls::client_options tls_opts = opts_.tls;
+        tls_opts.alpn.clear();
+        auto starttls_ctx = tls::context::make_client(tls_opts);
+        if (target.direct_tls) {
+            // XEP-0368: ALPN xmpp-client, SNI and verification against the
+            // JID's domain, not the SRV target (RFC 7590 3.2).
+            tls_opts.alpn = {"xmpp-client"};
+            auto direct_ctx = tls::context::make_client(tls_opts);
+            transport_ = co_await tls::connect(std::move(sock), direct_ctx, domain_);
+            state_ |= session_state::secure;
+        } else {
+            transport_ = tls::make_tcp_transport(std::move(sock));
+        }
+        resolver_.reset();
+
+        client_features_config cfg;
+        cfg.credentials.username = std::string(opts_.address.localpart());
+        cfg.credentials.password = opts_.password;
+        cfg.credentials.authzid = opts_.authzid;
+        cfg.sasl = opts_.sasl;
+        cfg.allow_plaintext = opts_.allow_plaintext;
+        cfg.tls = std::move(starttls_ctx);
+        cfg.resource = std::string(opts_.address.resourcepart());
+        auto neg = make_client_negotiator(cfg, opts_.extra_features);
+        co_await neg->run(*this);
+    }
+
+    // --- I/O primitives -------------------------------------------------------------------
+
+    void arm(asio::steady_timer& t, std::chrono::milliseconds d) {
+        t.expires_after(d);
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        t.async_wait([weak](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock(); self && !self->abort_reason_) {
+                self->abort_reason_ = make_error_code(errc::timeout);
+                self->abort_io();
+            }
+        });
+    }
+
+    // Breaks every pending wait of the connect coroutine.
+    void abort_io() {
+        if (resolver_) resolver_->cancel();
+        if (transport_) transport_->close();
+        connect_cancel_.emit(asio::cancellation_type::terminal);
+    }
+
+    asio::awaitable<void> write_now(std::string_view bytes) {
+        if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
+        if (opts_.on_write) opts_.on_write(bytes);
+        co_await transport_->write(bytes);
+    }
+
+    // The next framer event; reads as needed. `step_deadline`: each wait for
+    // input is bounded by options.step_timeout (negotiation).
+    asio::awaitable<xml::frame_event> read_event(bool step_deadline) {
+        for (;;) {
+            error_code ec;
+            auto ev = reader_.next(ec);
+            if (ev != xml::frame_event::need_more) co_return ev;
+            if (ec) throw system_error(ec, std::string(reader_.error_text()));
+            if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
+            auto buf = reader_.prepare(opts_.read_size);
+            std::size_t n = transport_->read_some(asio::buffer(buf.data(), std::min(buf.size(), opts_.read_size)), ec);
+            if (ec == asio::error::would_block) {
+                reader_.commit(0);
+                // Idle: hold no read buffer and no parse tree while waiting.
+                reader_.shrink();
+                if (step_deadline) arm(step_timer_, opts_.step_timeout);
+                co_await transport_->wait_read();
+                if (step_deadline) step_timer_.cancel();
+                continue;
+            }
+            if (ec == asio::error::eof)
+                throw system_error(make_error_code(errc::peer_closed), "the server closed the connection");
+            if (ec) throw system_error(ec, "read failed");
+            if (opts_.on_read) opts_.on_read(std::string_view(buf.data(), n));
+            reader_.commit(n);
+        }
+    }
+
+    static void throw_if_stream_error(xml::node e) {
+        if (auto err = stream_error::from_element(e)) {
+            std::string text = "stream error from the server";
+            if (!err->text.empty()) text += ": " + err->text;
+            throw system_error(err->code(), text);
+        }
+    }
+
+    std::string closing_tag() const {
+        std::string out;
+        xml::stream_header h;
+        h.qname = "stream:stream";
+        xml::write_stream_close(h, out);
+        return out;
+    }
+
+    // Ends the session after a failure: tells the peer why when the problem
+    // is its XML (RFC 6120 4.9.1.1), closes our stream (best effort, 1 s),
+    // then closes the transport and fails everything pending.
+    asio::awaitable<void> fail_session(error_info why, bool connected) {
+        {
+            std::lock_guard lk(info_mutex_);
+            last_error_ = why;
+        }
+        if (transport_ && header_sent_ && phase_ != phase::closed && !abort_reason_) {
+            std::string out;
+            if (why.code.category() == stream_category() && !peer_sent_stream_error_) {
+                stream_error se;
+                se.condition = static_cast<stream_errc>(why.code.value());
+                out += xml::to_string(se.to_element().root());
+            }
+            out += closing_tag();
+            arm(close_timer_, std::chrono::milliseconds(1000));
+            try {
+                co_await write_now(out);
+            } catch (...) {
+            }
+            close_timer_.cancel();
+        }
+        end_session(std::move(why), connected);
+    }
+
+    // --- writer -------------------------------------------------------------------------------
+
+    void enqueue(std::string bytes, asio::any_completion_handler<void(error_code)> h) {
+        out_ += bytes;
+        if (h) write_waiters_.push_back(std::move(h));
+        if (!writing_) {
+            writing_ = true;
+            asio::co_spawn(strand_, write_loop(shared_from_this()), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> write_loop(std::shared_ptr<session_impl> self) {
+        while (!out_.empty()) {
+            std::string batch;
+            batch.swap(out_); // everything queued so far goes out in one write
+            auto waiters = std::move(write_waiters_);
+            write_waiters_.clear();
+            error_code ec;
+            std::string what;
+            try {
+                co_await write_now(batch);
+            } catch (const system_error& e) {
+                ec = e.code();
+                what = e.what();
+            }
+            for (auto& w : waiters) complete(std::move(w), strand_, ec);
+            if (ec) {
+                writing_ = false;
+                end_session({ec, "write failed: " + what}, true);
+                co_return;
+            }
+        }
+        writing_ = false;
+    }
+
+    // --- reader loop ------------------------------------------------------------------------
+
+    void start_reading() {
+        asio::co_spawn(strand_, read_loop(shared_from_this()), asio::detached);
+    }
+
+    asio::awaitable<void> read_loop(std::shared_ptr<session_impl> self) {
+        error_info failure;
+        try {
+            for (;;) {
+                auto ev = co_await read_event(false);
+                if (phase_ == phase::closed) co_return;
+                if (ev == xml::frame_event::element) {
+                    on_element(reader_.element());
+                } else if (ev == xml::frame_event::stream_close) {
+                    state_ |= session_state::input_closed;
+                    if (phase_ == phase::closing) {
+                        finish_close({make_error_code(errc::session_closed), "closed"});
+                    } else {
+                        // RFC 6120 4.4: answer with our closing tag, then close.
+                        phase_ = phase::closing;
+                        enqueue(closing_tag(), {});
+                        state_ |= session_state::output_closed;
+                        finish_close({make_error_code(errc::peer_closed), "the server closed the stream"});
+                    }
+                    co_return;
+                } else {
+                    throw system_error(make_error_code(stream_errc::bad_format), "a second stream header");
+                }
+            }
+        } catch (const system_error& e) {
+            if (phase_ == phase::closed) co_return;
+            if (phase_ == phase::closing && (e.code() == errc::peer_closed || e.code() == asio::error::operation_aborted)) {
+                finish_close({make_error_code(errc::session_closed), "closed"});
+                co_return;
+            }
+            failure = info_of(e);
+        }
+        co_await fail_session(std::move(failure), true);
+    }
+
+    void on_element(xml::node e) {
+        if (e.name() == "error" && e.ns() == xml::ns::stream) {
+            peer_sent_stream_error_ = true;
+            throw_if_stream_error(e);
+        }
+        if (e.name() == "iq" && e.ns() == xml::ns::client) {
+            iq_view v(e);
+            auto t = v.type();
+            if (t == iq_type::result || t == iq_type::error) {
+                on_reply(v);
+                return;
+            }
+            if (!t) {
+                // 8.2.3: an IQ without a valid type deserves bad-request.
+                reply_error(e, stanza_error(stanza_errc::bad_request, "missing or unknown IQ type"));
+                return;
+            }
+        }
+        if (!handler_ || !owner_) {
+            if (iq_view(e).is_request()) reply_error(e, stanza_error(stanza_errc::service_unavailable));
+            return;
+        }
+        asio::co_spawn(strand_, run_handler(shared_from_this(), xml::element::copy_of(e)), asio::detached);
+    }
+
+    asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, xml::element e) {
+        const bool request = iq_view(e.root()).is_request();
+        // Kept for the automatic answer: the handler may move its copy out.
+        xml::element request_copy;
+        if (request) request_copy = e;
+        bool handled = false;
+        bool failed = false;
+        try {
+            handled = co_await handler_(incoming(*owner_, std::move(e)));
+        } catch (...) {
+            failed = true;
+        }
+        if (request && !handled && phase_ == phase::ready) {
+            auto cond = failed ? stanza_errc::internal_server_error : stanza_errc::service_unavailable;
+            reply_error(request_copy.root(), stanza_error(cond));
+        }
+    }
+
+    void reply_error(xml::node request, const stanza_error& err) {
+        auto reply = make_error_reply(request, err);
+        if (!reply) return;
+        std::string bytes;
+        if (xml::write(reply.root(), bytes, xml::ns::client)) return;
+        enqueue(std::move(bytes), {});
+    }
+
+    // 8.1.2.1: which 'from' may answer a request sent to `to`.
+    bool is_self(std::string_view to, jid& to_jid) const {
+        if (to.empty()) return true;
+        error_code ec;
+        to_jid = jid::parse(to, ec);
+        if (ec) {
+            to_jid = jid();
+            return false;
+        }
+        return to_jid == address_.bare() || to_jid == address_.domain();
+    }
+
+    bool sender_matches(const pending_iq& p, std::string_view from) const {
+        if (p.to_self) {
+            if (from.empty()) return true;
+            error_code ec;
+            auto f = jid::parse(from, ec);
+            return !ec && (f == address_.bare() || f == address_.domain() || f == address_);
+        }
+        error_code ec;
+        auto f = jid::parse(from, ec);
+        return !ec && f == p.to;
+    }
+
+    void on_reply(const iq_view& v) {
+        auto it = pending_.find(std::string(v.id()));
+        // Unknown ids and replies from the wrong sender (a third party
+        // guessing ids) are dropped: they must not complete a request.
+        if (it == pending_.end() || !sender_matches(it->second, v.from())) return;
+        auto reply = xml::element::copy_of(v.node());
+        error_code ec;
+        if (v.is_error()) {
+            auto err = stanza_error::from_stanza(reply.root());
+            ec = err ? err->code() : make_error_code(stanza_errc::undefined_condition);
+        }
+        finish_iq(it->first, ec, std::move(reply));
+    }
+
+    void finish_iq(const std::string& id, error_code ec, xml::element reply) {
+        auto it = pending_.find(id);
+        if (it == pending_.end()) return;
+        auto p = std::move(it->second);
+        pending_.erase(it);
+        if (p.timer) p.timer->cancel();
+        auto slot = asio::get_associated_cancellation_slot(p.handler);
+        if (slot.is_connected()) slot.clear();
+        complete(std::move(p.handler), strand_, ec, std::move(reply));
+    }
+
+    // --- the end ---------------------------------------------------------------------------------
+
+    void finish_close(error_info why) {
+        if (phase_ == phase::closed) return;
+        close_timer_.cancel();
+        // Flush what is queued (our closing tag), then TLS close_notify + FIN.
+        asio::co_spawn(strand_, [self = shared_from_this(), why = std::move(why)]() mutable -> asio::awaitable<void> {
+            for (int i = 0; i < 100 && self->writing_; ++i) {
+                asio::steady_timer t(self->strand_, std::chrono::milliseconds(5));
+                co_await t.async_wait(asio::use_awaitable);
+            }
+            if (self->transport_) {
+                try {
+                    co_await self->transport_->shutdown();
+                } catch (...) {
+                }
+            }
+            self->end_session(why, true);
+        }, asio::detached);
+    }
+
+    void end_session(error_info why, bool connected) {
+        if (phase_ == phase::closed) return;
+        const bool was_connecting = phase_ == phase::connecting;
+        phase_ = phase::closed;
+        state_ |= session_state::input_closed | session_state::output_closed;
+        {
+            std::lock_guard lk(info_mutex_);
+            if (why.code && why.code != errc::session_closed) last_error_ = why;
+        }
+        deadline_.cancel();
+        step_timer_.cancel();
+        close_timer_.cancel();
+        if (resolver_) resolver_->cancel();
+        if (transport_) transport_->close();
+        if (was_connecting) connect_cancel_.emit(asio::cancellation_type::terminal);
+        // Every pending IQ fails with the reason the stream ended.
+        auto pending = std::move(pending_);
+        pending_.clear();
+        for (auto& [id, p] : pending) {
+            if (p.timer) p.timer->cancel();
+            auto slot = asio::get_associated_cancellation_slot(p.handler);
+            if (slot.is_connected()) slot.clear();
+            complete(std::move(p.handler), strand_, why.code ? why.code : make_error_code(errc::session_closed), xml::element());
+        }
+        auto waiters = std::move(write_waiters_);
+        write_waiters_.clear();
+        for (auto& w : waiters) complete(std::move(w), strand_, make_error_code(errc::session_closed));
+        auto closers = std::move(close_waiters_);
+        close_waiters_.clear();
+        for (auto& c : closers) complete(std::move(c), strand_, error_code{});
+        if (connected && opts_.on_closed) opts_.on_closed(why);
+    }
+
+    session* owner_;
+    asio::strand<asio::any_io_executor> strand_;
+    session_options opts_;
+    xml::reader reader_;
+    jid address_;
+    std::string domain_;
+    std::unique_ptr<net::resolver> resolver_;
+    std::unique_ptr<transport> transport_;
+    session_state state_ = session_state::none;
+    phase phase_ = phase::idle;
+    xml::stream_header peer_header_;
+    std::string mechanism_;
+    bool header_sent_ = false;
+    bool peer_sent_stream_error_ = false;
+    bool writing_ = false;
+    std::string out_;
+    std::vector<asio::any_completion_handler<void(error_code)>> write_waiters_;
+    std::vector<asio::any_completion_handler<void(error_code)>> close_waiters_;
+    std::unordered_map<std::string, pending_iq> pending_;
+    stanza_handler handler_;
+    asio::steady_timer deadline_;
+    asio::steady_timer step_timer_;
+    asio::steady_timer close_timer_;
+    asio::cancellation_signal connect_cancel_;
+    error_code abort_reason_;
+    error_info last_error_;
+    mutable std::mutex info_mutex_;
+};
+
+} // namespace xmpp::detail
+
+namespace xmpp {
+
+session::session(asio::any_io_executor ex, session_options opts)
+    : impl_(std::make_shared<detail::session_impl>(*this, std::move(ex), std::move(opts))) {}
+
+session::~session() {
+    // Stop on the strand; the impl lives on in whatever coroutines still
+    // hold it until they wind down.
+    asio::dispatch(impl_->executor(), [impl = impl_] { impl->detach(); });
+}
+
+session::executor_type session::get_executor() const noexcept { return impl_->executor(); }
+
+void session::set_handler(stanza_handler h) { impl_->set_handler(std::move(h)); }
+
+void session::do_connect(asio::any_completion_handler<void(error_code)> h) {
+    asio::dispatch(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->connect(std::move(h)); });
+}
+
+void session::do_send(xml::element e, asio::any_completion_handler<void(error_code)> h) {
+    std::string bytes;
+    if (auto ec = xml::write(e.root(), bytes, xml::ns::client)) {
+        detail::complete(std::move(h), impl_->executor(), ec);
+        return;
+    }
+    asio::post(impl_->executor(), [impl = impl_, bytes = std::move(bytes), h = std::move(h)]() mutable {
+        impl->send(std::move(bytes), std::move(h));
+    });
+}
+
+void session::do_send_iq(xml::element iq, std::chrono::milliseconds timeout,
+                         asio::any_completion_handler<void(error_code, xml::element)> h) {
+    asio::post(impl_->executor(), [impl = impl_, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
+        impl->send_iq(std::move(iq), timeout, std::move(h));
+    });
+}
+
+void session::do_close(asio::any_completion_handler<void(error_code)> h) {
+    asio::post(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->close(std::move(h)); });
+}
+
+jid session::address() const { return impl_->address(); }
+session_state session::state() const noexcept { return impl_->state(); }
+error_info session::last_error() const { return impl_->last_error(); }
+std::string session::stream_id() const { return impl_->stream_id(); }
+std::string session::sasl_mechanism() const { return impl_->mechanism(); }
+
+} // namespace xmpp
