@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh core
 scripts/build.sh build
-exec build/tools/xmpp-stream-demo "$@"
+exec build/tools/xmpp-demo "$@"

@@ -13,9 +13,12 @@ core=(
   libssl-dev                  # OpenSSL 3, the -Dtls=openssl backend
   libpugixml-dev libsasl2-dev libsasl2-modules libicu-dev libc-ares-dev
   catch2 libexpat1-dev        # tests; expat is the benchmark reference
+  prosody openssl             # the demo's throwaway server and its certificate
 )
 testing=(
   clang-14 libclang-rt-14-dev # ASan/UBSan runs and libFuzzer targets
+  ejabberd dnsmasq            # integration tests: second server, real DNS with SRV records
+  libsasl2-modules-gssapi-mit # Cyrus GSSAPI plugin (the mechanism is offered when it loads)
 )
 pkgs=("${core[@]}")
 [ "$profile" = test ] && pkgs+=("${testing[@]}")

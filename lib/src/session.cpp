@@ -9,7 +9,6 @@
 #include <xmpp/xml/reader.hpp>
 #include <xmpp/xml/writer.hpp>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -22,6 +21,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <deque>
+#include <tuple>
 #include <mutex>
 #include <unordered_map>
 
@@ -34,9 +34,15 @@ using boost::system::system_error;
 // Completes a type-erased handler later, through its own executor, never
 // inside the caller's stack (and never while we iterate our containers).
 template <class Handler, class... Args>
-void complete(Handler h, const asio::any_io_executor& fallback, Args&&... args) {
-    // post() runs on `fallback`, then hands over to h's associated executor.
-    asio::post(fallback, asio::append(std::move(h), std::forward<Args>(args)...));
+void complete(Handler h, const asio::any_io_executor& ex, Args... args) {
+    // Not asio::append + post: with Boost 1.81 that path copies the
+    // any_completion_handler through its converting constructor, which wraps
+    // it in itself without end. Post to our strand, then run the handler
+    // through its own associated executor.
+    asio::post(ex, [h = std::move(h), ex, args = std::make_tuple(std::move(args)...)]() mutable {
+        auto hex = asio::get_associated_executor(h, ex);
+        hex.execute([h = std::move(h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
+    });
 }
 
 error_info info_of(const system_error& e) {
@@ -175,7 +181,9 @@ public:
             if (ec) return;
             if (auto self = weak.lock()) self->finish_iq(id, make_error_code(errc::timeout), {});
         });
-        p.handler = std::move(h);
+        // swap, not move-assignment: Boost 1.81's any_completion_handler
+        // move-assignment wraps the handler in itself without end.
+        p.handler.swap(h);
         // Registered before the write: a reply can never overtake it.
         pending_.emplace(id, std::move(p));
         enqueue(std::move(bytes), {});

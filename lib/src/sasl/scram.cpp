@@ -1,1 +1,478 @@
-// placeholder: being written
+// Native SCRAM client (RFC 5802; SHA-256 RFC 7677; SHA-512
+// draft-melnikov-scram-sha-512) with channel binding (RFC 5802 6, RFC 5929,
+// RFC 9266), on the TLS library's crypto: the calls used here exist in both
+// BoringSSL and OpenSSL 3 with compatible signatures.
+#include <xmpp/sasl.hpp>
+
+#include "detail.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include <openssl/crypto.h> // CRYPTO_memcmp, OPENSSL_cleanse (BoringSSL: via mem.h)
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <unicode/ustring.h>
+#include <unicode/usprep.h>
+
+namespace xmpp::sasl {
+
+namespace detail {
+
+// --- base64 (RFC 4648 4) -------------------------------------------------------
+
+namespace {
+constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<std::int8_t, 256> b64_table = [] {
+    std::array<std::int8_t, 256> t{};
+    for (auto& v : t) v = -1;
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_alphabet[i])] = static_cast<std::int8_t>(i);
+    return t;
+}();
+} // namespace
+
+std::string base64_encode(std::span<const std::uint8_t> data) {
+    std::string out;
+    out.reserve((data.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= data.size(); i += 3) {
+        const std::uint32_t v = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
+        out += b64_alphabet[(v >> 18) & 63];
+        out += b64_alphabet[(v >> 12) & 63];
+        out += b64_alphabet[(v >> 6) & 63];
+        out += b64_alphabet[v & 63];
+    }
+    if (const std::size_t rest = data.size() - i; rest > 0) {
+        std::uint32_t v = std::uint32_t{data[i]} << 16;
+        if (rest == 2) v |= std::uint32_t{data[i + 1]} << 8;
+        out += b64_alphabet[(v >> 18) & 63];
+        out += b64_alphabet[(v >> 12) & 63];
+        out += rest == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view s) {
+    if (s.size() % 4 != 0) return std::nullopt;
+    std::vector<std::uint8_t> out;
+    out.reserve(s.size() / 4 * 3);
+    for (std::size_t i = 0; i < s.size(); i += 4) {
+        const bool last = i + 4 == s.size();
+        int pad = 0;
+        if (last && s[i + 3] == '=') pad = s[i + 2] == '=' ? 2 : 1;
+        std::uint32_t v = 0;
+        for (int k = 0; k < 4 - pad; ++k) {
+            const auto d = b64_table[static_cast<unsigned char>(s[i + k])];
+            if (d < 0) return std::nullopt; // also '=' in the middle
+            v |= static_cast<std::uint32_t>(d) << (18 - 6 * k);
+        }
+        // Pad bits must be zero (RFC 4648 3.5), or two texts would decode alike.
+        if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return std::nullopt;
+        out.push_back(static_cast<std::uint8_t>(v >> 16));
+        if (pad < 2) out.push_back(static_cast<std::uint8_t>(v >> 8));
+        if (pad < 1) out.push_back(static_cast<std::uint8_t>(v));
+    }
+    return out;
+}
+
+// --- SASLprep (RFC 4013) ---------------------------------------------------------
+
+std::optional<std::string> saslprep(std::string_view in, bool query, bool force_icu) {
+    if (!force_icu && std::all_of(in.begin(), in.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+        // ASCII: no mapping (RFC 4013 2.1: B.1 and non-ASCII spaces are not
+        // ASCII), NFKC is the identity, no bidi characters; only the ASCII
+        // controls are prohibited (2.3, RFC 3454 C.2.1).
+        for (char c : in)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+        return std::string(in);
+    }
+    if (in.size() > 4096) return std::nullopt; // far beyond any real credential
+    UErrorCode st = U_ZERO_ERROR;
+    std::vector<UChar> u16(in.size() + 1);
+    int32_t u16_len = 0;
+    u_strFromUTF8(u16.data(), static_cast<int32_t>(u16.size()), &u16_len, in.data(),
+                  static_cast<int32_t>(in.size()), &st);
+    if (U_FAILURE(st)) return std::nullopt; // not UTF-8
+    UStringPrepProfile* prof = usprep_openByType(USPREP_RFC4013_SASLPREP, &st);
+    if (U_FAILURE(st)) return std::nullopt;
+    // NFKC may expand; retry once with the size ICU asks for.
+    std::vector<UChar> prepped(static_cast<std::size_t>(u16_len) * 4 + 16);
+    const int32_t opts = query ? USPREP_ALLOW_UNASSIGNED : USPREP_DEFAULT;
+    int32_t n = usprep_prepare(prof, u16.data(), u16_len, prepped.data(), static_cast<int32_t>(prepped.size()),
+                               opts, nullptr, &st);
+    if (st == U_BUFFER_OVERFLOW_ERROR) {
+        st = U_ZERO_ERROR;
+        prepped.resize(static_cast<std::size_t>(n) + 1);
+        n = usprep_prepare(prof, u16.data(), u16_len, prepped.data(), static_cast<int32_t>(prepped.size()), opts,
+                           nullptr, &st);
+    }
+    usprep_close(prof);
+    if (U_FAILURE(st)) return std::nullopt;
+    std::string out(static_cast<std::size_t>(n) * 3 + 1, '\0');
+    int32_t out_len = 0;
+    u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, prepped.data(), n, &st);
+    if (U_FAILURE(st)) return std::nullopt;
+    out.resize(static_cast<std::size_t>(out_len));
+    return out;
+}
+
+// --- channel binding choice ------------------------------------------------------
+
+std::string choose_binding(const tls_state& tls, bool strict) {
+    if (!tls.secure || !tls.binding) return {};
+    const bool tls13 = tls.tls_version >= 0x0304;
+    auto has_data = [&](std::string_view t) { return !tls.binding(t).empty(); };
+    auto advertised = [&](std::string_view t) {
+        return std::find(tls.server_binding_types.begin(), tls.server_binding_types.end(), t) !=
+               tls.server_binding_types.end();
+    };
+    // Our preference among what the server advertised (XEP-0440). tls-unique
+    // is undefined under TLS 1.3 (RFC 9266 3).
+    for (std::string_view t : {"tls-exporter", "tls-server-end-point", "tls-unique"}) {
+        if (tls13 && t == "tls-unique") continue;
+        if (advertised(t) && has_data(t)) return std::string(t);
+    }
+    if (tls13) {
+        // Servers that offer -PLUS without XEP-0440 may only accept a
+        // non-standard tls-unique here (FIELD-NOTES): select() stays away.
+        if (!strict && has_data("tls-exporter")) return "tls-exporter"; // RFC 9266 default
+        return {};
+    }
+    // TLS <= 1.2: tls-unique is the default (RFC 5802 6) unless the server
+    // listed types and tls-unique is not among them.
+    if (strict && !tls.server_binding_types.empty()) return {};
+    if (has_data("tls-unique")) return "tls-unique";
+    return {};
+}
+
+} // namespace detail
+
+namespace {
+
+using detail::base64_decode;
+using detail::base64_encode;
+
+// No real server message comes near this; bigger ones are refused unparsed.
+constexpr std::size_t max_server_message = 16 * 1024;
+
+error_code bad(errc e) { return make_error_code(e); }
+
+// "=" and "," in a saslname (RFC 5802 5.1, n= and a=).
+std::string escape_saslname(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        if (c == '=') out += "=3D";
+        else if (c == ',') out += "=2C";
+        else out += c;
+    }
+    return out;
+}
+
+bool is_printable_nonce(std::string_view s) {
+    // RFC 5802 7: printable = %x21-2B / %x2D-7E (no comma).
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x21 && c <= 0x7e && c != ','; });
+}
+
+// One "a=value" attribute of a server message (RFC 5802 7: attr-val).
+struct attribute {
+    char name = 0;
+    std::string_view value;
+};
+
+// Splits a message into attributes. Every part must be ALPHA "=" value.
+std::optional<std::vector<attribute>> split_attributes(std::string_view msg) {
+    std::vector<attribute> out;
+    std::size_t pos = 0;
+    while (true) {
+        const std::size_t comma = msg.find(',', pos);
+        const std::string_view part = msg.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        if (part.size() < 2 || part[1] != '=') return std::nullopt;
+        const char n = part[0];
+        if (!((n >= 'a' && n <= 'z') || (n >= 'A' && n <= 'Z'))) return std::nullopt;
+        out.push_back({n, part.substr(2)});
+        if (comma == std::string_view::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+// Sanitised for an error message: a server's text, printable ASCII, short.
+std::string printable(std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 128)) out += (c >= 0x20 && c <= 0x7e) ? c : '?';
+    return out;
+}
+
+class scram_mechanism final : public mechanism {
+public:
+    scram_mechanism(std::string name, const EVP_MD* md, std::string username, std::string password,
+                    std::string gs2_header, std::vector<std::uint8_t> cb_data, std::string cb_type,
+                    std::string nonce, std::uint32_t min_i, std::uint32_t max_i)
+        : name_(std::move(name)), md_(md), username_(std::move(username)), password_(std::move(password)),
+          gs2_header_(std::move(gs2_header)), cb_data_(std::move(cb_data)), cb_type_(std::move(cb_type)),
+          nonce_(std::move(nonce)), min_i_(min_i), max_i_(max_i) {}
+
+    ~scram_mechanism() override {
+        OPENSSL_cleanse(password_.data(), password_.size());
+        OPENSSL_cleanse(server_signature_.data(), server_signature_.size());
+    }
+
+    std::string_view name() const noexcept override { return name_; }
+    std::string_view channel_binding() const noexcept override { return cb_type_; }
+    bool finished() const noexcept override { return state_ == state::done; }
+
+    std::optional<std::string> initial_response(error_code& ec) override {
+        ec = {};
+        if (state_ != state::start) return fail(ec, errc::aborted), std::nullopt;
+        // RFC 5802 5.1: client-first-message = gs2-header client-first-message-bare
+        client_first_bare_ = "n=" + escape_saslname(username_) + ",r=" + nonce_;
+        state_ = state::sent_first;
+        return gs2_header_ + client_first_bare_;
+    }
+
+    std::string respond(std::string_view challenge, error_code& ec) override {
+        ec = {};
+        switch (state_) {
+        case state::sent_first: return client_final(challenge, ec);
+        case state::sent_final:
+            // The server-final came as a challenge (RFC 6120 6.3.10): verify
+            // it now, answer with an empty response, expect an empty success.
+            verify_server_final(challenge, ec);
+            if (ec) return {};
+            state_ = state::verified;
+            return {};
+        default: fail(ec, errc::bad_server_message); return {};
+        }
+    }
+
+    void finish(std::string_view success_data, error_code& ec) override {
+        ec = {};
+        switch (state_) {
+        case state::sent_final:
+            // The server signature must come with the success: without it
+            // the server has not proved it knows the password.
+            if (success_data.empty()) return fail(ec, errc::unexpected_success);
+            verify_server_final(success_data, ec);
+            if (!ec) state_ = state::done;
+            return;
+        case state::verified:
+            // Already verified through a challenge; a repeated verifier must
+            // still be right.
+            if (!success_data.empty()) {
+                verify_server_final(success_data, ec);
+                if (ec) return;
+            }
+            state_ = state::done;
+            return;
+        case state::failed: return fail(ec, errc::aborted);
+        default: return fail(ec, errc::unexpected_success);
+        }
+    }
+
+private:
+    enum class state { start, sent_first, sent_final, verified, done, failed };
+
+    void fail(error_code& ec, errc e) { fail(ec, bad(e)); }
+    void fail(error_code& ec, error_code e) {
+        ec = e;
+        state_ = state::failed;
+    }
+
+    std::size_t hash_len() const { return static_cast<std::size_t>(EVP_MD_size(md_)); }
+
+    // HMAC(key, data) (RFC 2104) with the mechanism's hash.
+    std::vector<std::uint8_t> hmac(std::span<const std::uint8_t> key, std::string_view data) const {
+        std::vector<std::uint8_t> out(EVP_MAX_MD_SIZE);
+        unsigned len = 0;
+        HMAC(md_, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+             data.size(), out.data(), &len);
+        out.resize(len);
+        return out;
+    }
+
+    std::string client_final(std::string_view msg, error_code& ec) {
+        if (msg.empty() || msg.size() > max_server_message) return fail(ec, errc::bad_server_message), std::string();
+        auto attrs = split_attributes(msg);
+        if (!attrs) return fail(ec, errc::bad_server_message), std::string();
+        // RFC 5802 7: server-first-message = [reserved-mext ","] nonce "," salt
+        //   "," iteration-count ["," extensions]. A mandatory extension we do
+        //   not know means failure (5.1 "m").
+        const auto& a = *attrs;
+        if (a.size() < 3 || a[0].name != 'r' || a[1].name != 's' || a[2].name != 'i')
+            return fail(ec, errc::bad_server_message), std::string();
+        const std::string_view server_nonce = a[0].value;
+        if (!is_printable_nonce(server_nonce)) return fail(ec, errc::bad_server_message), std::string();
+        // 5.1 "r": the initial part must be exactly the client nonce.
+        if (server_nonce.substr(0, nonce_.size()) != nonce_) return fail(ec, errc::bad_server_nonce), std::string();
+        auto salt = base64_decode(a[1].value);
+        if (!salt || salt->empty() || salt->size() > 1024) return fail(ec, errc::bad_server_message), std::string();
+        // iteration-count = posit-number = %x31-39 *DIGIT
+        const std::string_view is = a[2].value;
+        if (is.empty() || is[0] < '1' || is[0] > '9' ||
+            !std::all_of(is.begin(), is.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return fail(ec, errc::bad_server_message), std::string();
+        std::uint64_t iterations = 0;
+        for (char c : is) {
+            iterations = iterations * 10 + static_cast<std::uint64_t>(c - '0');
+            if (iterations > max_i_) return fail(ec, errc::iteration_count_out_of_range), std::string();
+        }
+        if (iterations < min_i_) return fail(ec, errc::iteration_count_out_of_range), std::string();
+
+        // 5.1 / 3: c= is base64(gs2-header [cbind-data]).
+        std::vector<std::uint8_t> cbind_input(gs2_header_.begin(), gs2_header_.end());
+        cbind_input.insert(cbind_input.end(), cb_data_.begin(), cb_data_.end());
+        const std::string without_proof = "c=" + base64_encode(cbind_input) + ",r=" + std::string(server_nonce);
+        const std::string auth_message = client_first_bare_ + "," + std::string(msg) + "," + without_proof;
+
+        // RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i); Hi is PBKDF2.
+        const std::size_t hl = hash_len();
+        std::vector<std::uint8_t> salted(hl);
+        const bool ok = PKCS5_PBKDF2_HMAC(password_.data(), static_cast<int>(password_.size()), salt->data(),
+                                          static_cast<int>(salt->size()), static_cast<unsigned>(iterations), md_,
+                                          static_cast<int>(hl), salted.data()) == 1;
+        OPENSSL_cleanse(password_.data(), password_.size());
+        password_.clear();
+        if (!ok) return fail(ec, errc::aborted), std::string();
+        auto client_key = hmac(salted, "Client Key");
+        std::vector<std::uint8_t> stored_key(EVP_MAX_MD_SIZE);
+        unsigned sk_len = 0;
+        EVP_Digest(client_key.data(), client_key.size(), stored_key.data(), &sk_len, md_, nullptr);
+        stored_key.resize(sk_len);
+        auto client_signature = hmac(stored_key, auth_message);
+        std::vector<std::uint8_t> proof(hl);
+        for (std::size_t k = 0; k < hl; ++k) proof[k] = client_key[k] ^ client_signature[k];
+        auto server_key = hmac(salted, "Server Key");
+        server_signature_ = hmac(server_key, auth_message);
+        for (auto* v : {&salted, &client_key, &stored_key, &client_signature, &server_key})
+            OPENSSL_cleanse(v->data(), v->size());
+
+        state_ = state::sent_final;
+        // client-final-message = client-final-message-without-proof "," proof
+        return without_proof + ",p=" + base64_encode(proof);
+    }
+
+    void verify_server_final(std::string_view msg, error_code& ec) {
+        if (msg.empty() || msg.size() > max_server_message) return fail(ec, errc::bad_server_message);
+        auto attrs = split_attributes(msg);
+        if (!attrs) {
+            // An e= value may hold any character but ',' and '=' (7:
+            // server-error-value-ext = value): report it even if it breaks
+            // the attribute grammar afterwards.
+            if (msg.starts_with("e=")) return fail(ec, detail::make_error_with_text(
+                                                      errc::server_error, "SCRAM server error: " + printable(msg.substr(2))));
+            return fail(ec, errc::bad_server_message);
+        }
+        // RFC 5802 7: server-final-message = (server-error / verifier) ["," extensions]
+        const auto& first = attrs->front();
+        if (first.name == 'e') {
+            return fail(ec, detail::make_error_with_text(errc::server_error,
+                                                         "SCRAM server error: " + printable(first.value)));
+        }
+        if (first.name != 'v') return fail(ec, errc::bad_server_message);
+        auto v = base64_decode(first.value);
+        if (!v || v->empty()) return fail(ec, errc::bad_server_message);
+        if (v->size() != server_signature_.size() ||
+            CRYPTO_memcmp(v->data(), server_signature_.data(), v->size()) != 0)
+            return fail(ec, errc::bad_server_signature);
+    }
+
+    std::string name_;
+    const EVP_MD* md_;
+    std::string username_; // SASLprep'd, unescaped
+    std::string password_; // SASLprep'd; wiped once used
+    std::string gs2_header_;
+    std::vector<std::uint8_t> cb_data_;
+    std::string cb_type_;
+    std::string nonce_;
+    std::uint32_t min_i_, max_i_;
+    std::string client_first_bare_;
+    std::vector<std::uint8_t> server_signature_;
+    state state_ = state::start;
+};
+
+std::string random_nonce() {
+    // 24 random bytes, base64: 32 printable characters without ','.
+    std::array<std::uint8_t, 24> raw{};
+    if (RAND_bytes(raw.data(), raw.size()) != 1) return {};
+    return base64_encode(raw);
+}
+
+} // namespace
+
+namespace detail {
+
+std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const credentials& creds,
+                                                 const tls_state& tls, const scram_config& cfg,
+                                                 std::string nonce, error_code& ec) {
+    ec = {};
+    const bool plus = name.ends_with("-PLUS");
+    const std::string_view base = plus ? name.substr(0, name.size() - 5) : name;
+    const EVP_MD* md = nullptr;
+    if (base == "SCRAM-SHA-1") md = EVP_sha1();
+    else if (base == "SCRAM-SHA-256") md = EVP_sha256();
+    else if (base == "SCRAM-SHA-512") md = EVP_sha512();
+    if (!md) return ec = bad(errc::invalid_mechanism), nullptr;
+    if (!is_printable_nonce(nonce)) return ec = bad(errc::aborted), nullptr;
+
+    // RFC 5802 5.1 "n": SASLprep as a query string; failure or an empty
+    // result aborts. 2.2 Normalize(password): as a stored string.
+    auto user = saslprep(creds.username, true);
+    if (!user || user->empty()) return ec = bad(errc::invalid_credentials), nullptr;
+    auto pass = saslprep(creds.password, false);
+    if (!pass) return ec = bad(errc::invalid_credentials), nullptr;
+    // a= has the syntax of n= (5.1); saslname excludes NUL (7: value-safe-char).
+    if (creds.authzid.find('\0') != std::string::npos) return ec = bad(errc::invalid_credentials), nullptr;
+    if (!creds.authzid.empty() && !saslprep(creds.authzid, true))
+        return ec = bad(errc::invalid_credentials), nullptr;
+
+    // RFC 5802 7: gs2-cbind-flag = ("p=" cb-name) / "n" / "y".
+    std::string gs2;
+    std::string cb_type;
+    std::vector<std::uint8_t> cb_data;
+    if (plus) {
+        cb_type = cfg.binding_type.empty() ? choose_binding(tls, false) : cfg.binding_type;
+        // cb-name = 1*(ALPHA / DIGIT / "." / "-") (RFC 5802 7)
+        const bool name_ok = !cb_type.empty() && std::all_of(cb_type.begin(), cb_type.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+        });
+        if (!tls.secure || !name_ok || !tls.binding) return ec = bad(errc::channel_binding_unavailable), nullptr;
+        cb_data = tls.binding(cb_type);
+        if (cb_data.empty()) return ec = bad(errc::channel_binding_unavailable), nullptr;
+        gs2.append("p=").append(cb_type);
+    } else {
+        // 6: 'y' = we could bind but think the server cannot.
+        const bool y = cfg.server_lacks_plus && !choose_binding(tls, false).empty();
+        gs2.push_back(y ? 'y' : 'n');
+    }
+    gs2 += ',';
+    if (!creds.authzid.empty()) {
+        gs2 += "a=";
+        gs2 += escape_saslname(creds.authzid);
+    }
+    gs2 += ',';
+    return std::make_unique<scram_mechanism>(std::string(name), md, std::move(*user), std::move(*pass), std::move(gs2),
+                                             std::move(cb_data), std::move(cb_type), std::move(nonce),
+                                             cfg.min_iterations, cfg.max_iterations);
+}
+
+} // namespace detail
+
+std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds, const tls_state& tls,
+                                      const scram_config& cfg, error_code& ec) {
+    auto nonce = random_nonce();
+    if (nonce.empty()) return ec = bad(errc::aborted), nullptr;
+    return detail::make_scram_with_nonce(name, creds, tls, cfg, std::move(nonce), ec);
+}
+
+std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds, const tls_state& tls,
+                                      error_code& ec) {
+    return make_scram(name, creds, tls, scram_config{}, ec);
+}
+
+} // namespace xmpp::sasl

@@ -1,1 +1,59 @@
-// placeholder: being written
+// The plain TCP transport: the socket itself, in non-blocking mode.
+#include "detail.hpp"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace xmpp::tls {
+
+namespace detail {
+
+std::string remote_text(const asio::ip::tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) return {};
+    auto addr = ep.address().to_string();
+    if (ep.address().is_v6()) addr = "[" + addr + "]";
+    return addr + ":" + std::to_string(ep.port());
+}
+
+tcp_transport::tcp_transport(asio::ip::tcp::socket sock) : sock_(std::move(sock)) {
+    // read_some() must report would_block rather than block.
+    error_code ec;
+    sock_.non_blocking(true, ec);
+}
+
+std::size_t tcp_transport::read_some(asio::mutable_buffer buf, error_code& ec) {
+    if (buf.size() == 0) {
+        ec = asio::error::invalid_argument; // 0 always comes with an error
+        return 0;
+    }
+    // A closed socket gives bad_descriptor (asio checks before any syscall).
+    return sock_.read_some(buf, ec);
+}
+
+asio::awaitable<void> tcp_transport::wait_read() {
+    co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::use_awaitable);
+}
+
+asio::awaitable<void> tcp_transport::write(std::string_view data) {
+    co_await asio::async_write(sock_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+}
+
+asio::awaitable<void> tcp_transport::shutdown() {
+    sock_.shutdown(asio::ip::tcp::socket::shutdown_send);
+    co_return;
+}
+
+void tcp_transport::close() noexcept {
+    error_code ec;
+    sock_.close(ec);
+}
+
+} // namespace detail
+
+std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket sock) {
+    return std::make_unique<detail::tcp_transport>(std::move(sock));
+}
+
+} // namespace xmpp::tls

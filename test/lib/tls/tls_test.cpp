@@ -1,1 +1,903 @@
-// placeholder: being written
+// TLS and TCP transports: in-process client and server over loopback, and a
+// third-party peer (openssl s_server).
+#include "test_catch.hpp"
+
+#include "testbed/pki.hpp"
+#include "testbed/process.hpp"
+// test_tls is a unit test and does not link the testbed library; its one
+// dependency (process.cpp) is compiled in here.
+#include "testbed/process.cpp"
+
+#include <xmpp/tls.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <thread>
+
+using namespace xmpp;
+namespace tls = xmpp::tls;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+// --- PKI, made once per process ----------------------------------------------
+
+struct test_pki {
+    testbed::temp_dir dir{"xmpp-tls-test"};
+    testbed::pki ca{dir.path() / "pki"};
+    testbed::pki::leaf localhost = ca.issue("localhost");
+    testbed::pki::leaf evil = ca.issue("evil.example");
+    testbed::pki::leaf self_signed = ca.issue("localhost", true);
+    testbed::pki::leaf client = ca.issue("client.example");
+};
+
+const test_pki& pki() {
+    static test_pki p;
+    return p;
+}
+
+tls::client_options trusting_client() {
+    tls::client_options o;
+    o.ca_file = pki().ca.ca_cert().string();
+    o.use_system_store = false;
+    return o;
+}
+
+tls::server_options server_with(const testbed::pki::leaf& l) {
+    tls::server_options o;
+    o.cert_file = l.cert.string();
+    o.key_file = l.key.string();
+    return o;
+}
+
+// --- Running coroutines ------------------------------------------------------
+
+template <class T>
+struct outcome {
+    bool done = false;
+    std::optional<T> value;
+    std::exception_ptr error;
+
+    T& get() {
+        REQUIRE(done);
+        if (error) std::rethrow_exception(error);
+        return *value;
+    }
+    error_code code() const {
+        REQUIRE(done);
+        REQUIRE(error);
+        try {
+            std::rethrow_exception(error);
+        } catch (const boost::system::system_error& e) {
+            return e.code();
+        } catch (...) {
+        }
+        FAIL("not a system_error");
+        return {};
+    }
+    std::string what() const {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    }
+};
+
+struct none {};
+
+template <class T>
+void spawn(asio::io_context& io, asio::awaitable<T> a, outcome<T>& o) {
+    asio::co_spawn(io, std::move(a), [&o](std::exception_ptr e, T v) {
+        o.done = true;
+        if (e)
+            o.error = e;
+        else
+            o.value = std::move(v);
+    });
+}
+
+void spawn(asio::io_context& io, asio::awaitable<void> a, outcome<none>& o) {
+    asio::co_spawn(io, std::move(a), [&o](std::exception_ptr e) {
+        o.done = true;
+        if (e)
+            o.error = e;
+        else
+            o.value = none{};
+    });
+}
+
+// Runs until no work is left, with a bound so that a bug hangs no test.
+void run(asio::io_context& io, std::chrono::seconds limit = 30s) {
+    io.restart();
+    io.run_for(limit);
+}
+
+// A connected loopback pair (the kernel completes the TCP handshake).
+std::pair<tcp::socket, tcp::socket> socket_pair(asio::io_context& io) {
+    tcp::acceptor acc(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    tcp::socket c(io);
+    c.connect(acc.local_endpoint());
+    tcp::socket s = acc.accept();
+    return {std::move(c), std::move(s)};
+}
+
+using transport_ptr = std::unique_ptr<transport>;
+
+struct handshake_result {
+    outcome<transport_ptr> client, server;
+};
+
+handshake_result handshake(asio::io_context& io, const tls::context& cctx, const tls::context& sctx,
+                           std::string name = "localhost") {
+    auto [c, s] = socket_pair(io);
+    handshake_result r;
+    spawn(io, tls::connect(std::move(c), cctx, name), r.client);
+    spawn(io, tls::accept(std::move(s), sctx), r.server);
+    run(io);
+    return r;
+}
+
+struct tls_pair {
+    transport_ptr client, server;
+};
+
+tls_pair connected(asio::io_context& io, const tls::context& cctx, const tls::context& sctx,
+                   std::string name = "localhost") {
+    auto r = handshake(io, cctx, sctx, std::move(name));
+    return {std::move(r.client.get()), std::move(r.server.get())};
+}
+
+// Reads exactly n bytes.
+asio::awaitable<std::string> read_n(transport& t, std::size_t n) {
+    std::string out;
+    std::vector<char> buf(65536);
+    while (out.size() < n) {
+        error_code ec;
+        const auto k = t.read_some(asio::buffer(buf.data(), std::min(buf.size(), n - out.size())), ec);
+        if (ec == asio::error::would_block) {
+            co_await t.wait_read();
+            continue;
+        }
+        if (ec) throw boost::system::system_error(ec);
+        out.append(buf.data(), k);
+    }
+    co_return out;
+}
+
+// Reads until an error; returns the data and that error.
+asio::awaitable<std::pair<std::string, error_code>> read_to_end(transport& t) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        error_code ec;
+        const auto k = t.read_some(asio::buffer(buf), ec);
+        if (ec == asio::error::would_block) {
+            co_await t.wait_read();
+            continue;
+        }
+        if (ec) co_return std::pair{out, ec};
+        out.append(buf, k);
+    }
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& ch : s) ch = static_cast<char>(rng());
+    return s;
+}
+
+std::string lower(std::string s) {
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+}
+
+std::string hex(const std::vector<std::uint8_t>& v) {
+    static const char* digits = "0123456789ABCDEF";
+    std::string s;
+    for (auto b : v) {
+        s += digits[b >> 4];
+        s += digits[b & 15];
+    }
+    return s;
+}
+
+// The output of a shell command (for openssl CLI figures).
+std::string shell(const std::string& cmd) {
+    std::string out;
+    if (FILE* f = ::popen(cmd.c_str(), "r")) {
+        char buf[512];
+        while (std::fgets(buf, sizeof buf, f)) out += buf;
+        ::pclose(f);
+    }
+    return out;
+}
+
+std::string file_text(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+// --- Errors and contexts -----------------------------------------------------
+
+TEST_CASE("tls::errc: category and messages", "[tls]") {
+    error_code ec = tls::errc::hostname_mismatch;
+    CHECK(std::string(ec.category().name()) == "xmpp.tls");
+    CHECK(ec.message() == "TLS certificate does not match the server name");
+    CHECK(error_code(tls::errc::stream_truncated).message().find("close_notify") != std::string::npos);
+    for (int v = 1; v <= static_cast<int>(tls::errc::invalid_configuration); ++v)
+        CHECK(error_code(v, tls::category()).message().find("unknown") == std::string::npos);
+    CHECK(error_code(99, tls::category()).message() == "unknown TLS error 99");
+}
+
+TEST_CASE("tls::context: bad configuration gives invalid_configuration with the reason", "[tls]") {
+    auto code_and_what = [](auto&& f) -> std::pair<error_code, std::string> {
+        try {
+            f();
+        } catch (const boost::system::system_error& e) {
+            return {e.code(), e.what()};
+        }
+        return {};
+    };
+    SECTION("missing CA file") {
+        auto o = trusting_client();
+        o.ca_file = "/nonexistent/ca.pem";
+        auto [ec, what] = code_and_what([&] { tls::context::make_client(o); });
+        CHECK(ec == tls::errc::invalid_configuration);
+        CHECK(what.find("/nonexistent/ca.pem") != std::string::npos);
+    }
+    SECTION("key does not match the certificate") {
+        auto o = server_with(pki().localhost);
+        o.key_file = pki().evil.key.string();
+        auto [ec, what] = code_and_what([&] { tls::context::make_server(o); });
+        CHECK(ec == tls::errc::invalid_configuration);
+        CHECK(what.find("does not match") != std::string::npos);
+    }
+    SECTION("a server needs a certificate") {
+        auto [ec, what] = code_and_what([&] { tls::context::make_server({}); });
+        CHECK(ec == tls::errc::invalid_configuration);
+    }
+    SECTION("a file that is not PEM") {
+        auto o = server_with(pki().localhost);
+        o.cert_file = "/etc/hostname";
+        auto [ec, what] = code_and_what([&] { tls::context::make_server(o); });
+        CHECK(ec == tls::errc::invalid_configuration);
+        CHECK(what.find("/etc/hostname") != std::string::npos);
+    }
+    SECTION("client certificate without key") {
+        auto o = trusting_client();
+        o.client_cert_file = pki().client.cert.string();
+        auto [ec, what] = code_and_what([&] { tls::context::make_client(o); });
+        CHECK(ec == tls::errc::invalid_configuration);
+    }
+    SECTION("versions") {
+        auto o = trusting_client();
+        o.min_version = 0x0200;
+        CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+        o.min_version = 0x0304;
+        o.max_version = 0x0303;
+        CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+    }
+    SECTION("ALPN names") {
+        auto o = trusting_client();
+        o.alpn = {""};
+        CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+        o.alpn = {std::string(256, 'x')};
+        CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+    }
+    SECTION("valid contexts") {
+        auto c = tls::context::make_client(trusting_client());
+        auto s = tls::context::make_server(server_with(pki().localhost));
+        CHECK_FALSE(c.is_server());
+        CHECK(s.is_server());
+        CHECK(c.native_handle() != nullptr);
+        CHECK(tls::context().native_handle() == nullptr);
+        // The system store alone loads (Debian: /etc/ssl/certs).
+        CHECK_NOTHROW(tls::context::make_client({}));
+    }
+}
+
+TEST_CASE("tls::connect/accept: wrong arguments are refused", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto [c, s] = socket_pair(io);
+    outcome<transport_ptr> a, b, d, e;
+    spawn(io, tls::connect(std::move(c), sctx, "localhost"), a);
+    spawn(io, tls::accept(std::move(s), cctx), b);
+    auto [c2, s2] = socket_pair(io);
+    spawn(io, tls::connect(std::move(c2), cctx, ""), d); // nothing to verify against
+    spawn(io, tls::connect(tls::make_tcp_transport(std::move(s2)), tls::context(), "localhost"), e);
+    run(io);
+    for (auto* o : {&a, &b, &d, &e}) {
+        REQUIRE(o->done);
+        CHECK_THROWS_AS(std::rethrow_exception(o->error), std::invalid_argument);
+    }
+}
+
+// --- Handshake and data --------------------------------------------------------
+
+TEST_CASE("tls: handshake, data both ways, info", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto p = connected(io, cctx, sctx);
+
+    CHECK(p.client->is_secure());
+    CHECK(p.server->is_secure());
+    CHECK(p.client->tls_version() == 0x0304);
+    CHECK(p.server->tls_version() == 0x0304);
+    CHECK(p.client->remote_endpoint_text().rfind("127.0.0.1:", 0) == 0);
+    CHECK(p.server->remote_endpoint_text().rfind("127.0.0.1:", 0) == 0);
+
+    auto ci = tls::info(*p.client);
+    auto si = tls::info(*p.server);
+    REQUIRE(ci);
+    REQUIRE(si);
+    CHECK(ci->peer_verified);
+    CHECK_FALSE(si->peer_verified); // no client certificate asked for
+    CHECK(si->server_name == "localhost"); // SNI
+    CHECK(ci->cipher.rfind("TLS_", 0) == 0);
+    CHECK(ci->alpn.empty());
+
+    outcome<std::string> got_s, got_c;
+    outcome<none> w1, w2;
+    spawn(io, p.client->write("hello from the client"), w1);
+    spawn(io, read_n(*p.server, 21), got_s);
+    spawn(io, p.server->write("hello from the server!"), w2);
+    spawn(io, read_n(*p.client, 22), got_c);
+    run(io);
+    w1.get();
+    w2.get();
+    CHECK(got_s.get() == "hello from the client");
+    CHECK(got_c.get() == "hello from the server!");
+}
+
+TEST_CASE("tls: several MB both directions at once", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto p = connected(io, cctx, sctx);
+    const std::size_t n = 6 * 1024 * 1024 + 12345; // not a multiple of a record
+    const auto up = random_bytes(n, 1), down = random_bytes(n, 2);
+    outcome<std::string> got_s, got_c;
+    outcome<none> w1, w2;
+    spawn(io, p.client->write(up), w1);
+    spawn(io, p.server->write(down), w2);
+    spawn(io, read_n(*p.server, n), got_s);
+    spawn(io, read_n(*p.client, n), got_c);
+    run(io, 60s);
+    w1.get();
+    w2.get();
+    CHECK(got_s.get() == up);
+    CHECK(got_c.get() == down);
+}
+
+TEST_CASE("tls: read_some never blocks; wait_read", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto p = connected(io, cctx, sctx);
+
+    char buf[16];
+    error_code ec;
+    CHECK(p.client->read_some(asio::buffer(buf), ec) == 0);
+    CHECK(ec == asio::error::would_block);
+    CHECK(p.client->read_some(asio::mutable_buffer(), ec) == 0);
+    CHECK(ec == asio::error::invalid_argument);
+
+    // One 100-byte record, read 10 bytes at a time: the rest is inside the
+    // SSL object, not in the socket, and wait_read() must see it (nothing
+    // else is ever sent, so a socket wait would hang until the time limit).
+    outcome<none> w;
+    spawn(io, p.server->write(std::string(100, 'z')), w);
+    outcome<std::size_t> r;
+    // Named: a coroutine lambda's captures live in the closure object, which
+    // must outlive the coroutine.
+    auto reader = [&]() -> asio::awaitable<std::size_t> {
+            std::size_t total = 0;
+            for (;;) {
+                error_code e;
+                const auto k = p.client->read_some(asio::buffer(buf, 10), e);
+                if (e == asio::error::would_block) {
+                    if (total == 100) co_return total;
+                    co_await p.client->wait_read();
+                    continue;
+                }
+                if (e) throw boost::system::system_error(e);
+                REQUIRE(k == 10);
+                total += k;
+                if (total < 100) co_await p.client->wait_read(); // data pending inside the SSL object
+            }
+    };
+    spawn(io, reader(), r);
+    run(io, 10s);
+    w.get();
+    CHECK(r.get() == 100);
+}
+
+TEST_CASE("tls: close() aborts a pending wait_read and write", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto p = connected(io, cctx, sctx);
+    outcome<none> waiting, writing;
+    spawn(io, p.client->wait_read(), waiting);
+    // Nobody reads on the server side: this write fills the socket buffers and waits.
+    const std::string big(32 * 1024 * 1024, 'b');
+    spawn(io, p.client->write(big), writing);
+    asio::steady_timer t(io, 100ms);
+    t.async_wait([&](error_code) { p.client->close(); });
+    run(io, 10s);
+    CHECK(waiting.code() == asio::error::operation_aborted);
+    CHECK(writing.code() == asio::error::operation_aborted);
+    // Afterwards reads fail at once, without touching the old descriptor.
+    char buf[8];
+    error_code ec;
+    CHECK(p.client->read_some(asio::buffer(buf), ec) == 0);
+    CHECK(ec == asio::error::bad_descriptor);
+}
+
+TEST_CASE("tls: eof after close_notify, stream_truncated after an abrupt close", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+
+    SECTION("orderly: shutdown() sends close_notify") {
+        auto p = connected(io, cctx, sctx);
+        outcome<none> w;
+        auto last_words = [&]() -> asio::awaitable<void> {
+            co_await p.server->write("last words");
+            co_await p.server->shutdown();
+        };
+        spawn(io, last_words(), w);
+        outcome<std::pair<std::string, error_code>> r;
+        spawn(io, read_to_end(*p.client), r);
+        run(io, 10s);
+        w.get();
+        CHECK(r.get().first == "last words");
+        CHECK(r.get().second == asio::error::eof);
+        // The other direction still works after a half close.
+        outcome<none> w2;
+        outcome<std::string> r2;
+        spawn(io, p.client->write("reply"), w2);
+        spawn(io, read_n(*p.server, 5), r2);
+        run(io, 10s);
+        w2.get();
+        CHECK(r2.get() == "reply");
+    }
+    SECTION("abrupt: TCP closed without close_notify") {
+        auto p = connected(io, cctx, sctx);
+        outcome<none> w;
+        spawn(io, p.server->write("cut"), w);
+        run(io, 10s);
+        w.get();
+        p.server->close();
+        outcome<std::pair<std::string, error_code>> r;
+        spawn(io, read_to_end(*p.client), r);
+        run(io, 10s);
+        CHECK(r.get().first == "cut");
+        CHECK(r.get().second == tls::errc::stream_truncated);
+    }
+}
+
+TEST_CASE("tcp transport: plain data, would_block, eof, close", "[tls]") {
+    asio::io_context io;
+    auto [c, s] = socket_pair(io);
+    auto ct = tls::make_tcp_transport(std::move(c));
+    auto st = tls::make_tcp_transport(std::move(s));
+    CHECK_FALSE(ct->is_secure());
+    CHECK(ct->tls_version() == 0);
+    CHECK(ct->channel_binding("tls-exporter").empty());
+    CHECK_FALSE(tls::info(*ct));
+    char buf[8];
+    error_code ec;
+    CHECK(ct->read_some(asio::buffer(buf), ec) == 0);
+    CHECK(ec == asio::error::would_block);
+    outcome<none> w, waiting;
+    outcome<std::pair<std::string, error_code>> r;
+    auto send = [&]() -> asio::awaitable<void> {
+        co_await st->write("plain");
+        co_await st->shutdown();
+    };
+    spawn(io, send(), w);
+    spawn(io, read_to_end(*ct), r);
+    run(io, 10s);
+    w.get();
+    CHECK(r.get().first == "plain");
+    CHECK(r.get().second == asio::error::eof);
+
+    spawn(io, st->wait_read(), waiting);
+    asio::steady_timer t(io, 50ms);
+    t.async_wait([&](error_code) { st->close(); });
+    run(io, 10s);
+    CHECK(waiting.code() == asio::error::operation_aborted);
+}
+
+// --- Verification ----------------------------------------------------------------
+
+TEST_CASE("tls: certificate verification", "[tls]") {
+    asio::io_context io;
+    auto trusting = tls::context::make_client(trusting_client());
+
+    SECTION("certificate for another name") {
+        auto sctx = tls::context::make_server(server_with(pki().evil));
+        auto r = handshake(io, trusting, sctx, "localhost");
+        CHECK(r.client.code() == tls::errc::hostname_mismatch);
+        CHECK(lower(r.client.what()).find("hostname mismatch") != std::string::npos);
+        CHECK(r.client.what().find("localhost") != std::string::npos);
+        CHECK(r.server.error); // the client's alert ends the server's handshake too
+    }
+    SECTION("the right name, other case") {
+        auto sctx = tls::context::make_server(server_with(pki().evil));
+        auto r = handshake(io, trusting, sctx, "EVIL.example");
+        CHECK_FALSE(r.client.error);
+    }
+    SECTION("a CA nobody trusts") {
+        auto o = trusting_client();
+        o.ca_file.clear();
+        o.use_system_store = true;
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+        auto r = handshake(io, tls::context::make_client(o), sctx);
+        CHECK(r.client.code() == tls::errc::certificate_verify_failed);
+        CHECK(lower(r.client.what()).find("unable to get local issuer certificate") != std::string::npos);
+    }
+    SECTION("self-signed") {
+        auto sctx = tls::context::make_server(server_with(pki().self_signed));
+        auto r = handshake(io, trusting, sctx);
+        CHECK(r.client.code() == tls::errc::certificate_verify_failed);
+        CHECK(lower(r.client.what()).find("self") != std::string::npos);
+    }
+    SECTION("CA from a hashed directory") {
+        auto dir = pki().dir.path() / "hashed";
+        std::filesystem::create_directories(dir);
+        std::filesystem::copy_file(pki().ca.ca_cert(), dir / "ca.pem",
+                                   std::filesystem::copy_options::overwrite_existing);
+        REQUIRE(std::system(("openssl rehash '" + dir.string() + "' >/dev/null 2>&1").c_str()) == 0);
+        tls::client_options o;
+        o.ca_path = dir.string();
+        o.use_system_store = false;
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+        auto r = handshake(io, tls::context::make_client(o), sctx);
+        CHECK_FALSE(r.client.error);
+        REQUIRE(r.client.value);
+        CHECK(tls::info(**r.client.value)->peer_verified);
+    }
+    SECTION("explicit opt-out accepts anything") {
+        tls::client_options o;
+        o.insecure_skip_verify = true;
+        o.use_system_store = false;
+        auto sctx = tls::context::make_server(server_with(pki().self_signed));
+        auto r = handshake(io, tls::context::make_client(o), sctx, "wrong.example");
+        REQUIRE_FALSE(r.client.error);
+        CHECK(r.client.get()->is_secure());
+        CHECK_FALSE(tls::info(*r.client.get())->peer_verified);
+    }
+    SECTION("an IP address is matched against IP SANs, and sends no SNI") {
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+        auto r = handshake(io, trusting, sctx, "127.0.0.1");
+        CHECK(r.client.code() == tls::errc::hostname_mismatch); // the certificate has DNS:localhost only
+        tls::client_options o;
+        o.insecure_skip_verify = true;
+        auto r2 = handshake(io, tls::context::make_client(o), sctx, "[::1]");
+        REQUIRE_FALSE(r2.server.error);
+        CHECK(tls::info(*r2.server.get())->server_name.empty());
+    }
+}
+
+TEST_CASE("tls: a peer that does not speak TLS", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    SECTION("client meets a plain XMPP server") {
+        auto [c, s] = socket_pair(io);
+        outcome<transport_ptr> r;
+        spawn(io, tls::connect(std::move(c), cctx, "localhost"), r);
+        const std::string junk = "<?xml version='1.0'?><stream:stream xmlns='jabber:client'>";
+        asio::write(s, asio::buffer(junk));
+        run(io, 10s);
+        INFO(r.what());
+        CHECK(r.code() == tls::errc::handshake_failed);
+    }
+    SECTION("server meets plain text, then EOF") {
+        auto [c, s] = socket_pair(io);
+        outcome<transport_ptr> r;
+        spawn(io, tls::accept(std::move(s), sctx), r);
+        asio::write(c, asio::buffer(std::string("hello\r\n\r\n")));
+        c.shutdown(tcp::socket::shutdown_send);
+        run(io, 10s);
+        CHECK(r.code() == tls::errc::handshake_failed);
+    }
+    SECTION("peer closes during the handshake") {
+        auto [c, s] = socket_pair(io);
+        s.close();
+        outcome<transport_ptr> r;
+        spawn(io, tls::connect(std::move(c), cctx, "localhost"), r);
+        run(io, 10s);
+        REQUIRE(r.error);
+        // EOF (handshake_failed) or a reset, depending on timing; never success.
+        const auto ec = r.code();
+        INFO(r.what());
+        CHECK((ec == tls::errc::handshake_failed || ec == asio::error::connection_reset ||
+               ec == asio::error::broken_pipe));
+    }
+    SECTION("a silent peer: the handshake is cancellable") {
+        auto [c, s] = socket_pair(io);
+        outcome<transport_ptr> r;
+        asio::cancellation_signal cancel;
+        asio::co_spawn(io, tls::connect(std::move(c), cctx, "localhost"),
+                       asio::bind_cancellation_slot(cancel.slot(), [&r](std::exception_ptr e, transport_ptr t) {
+                           r.done = true;
+                           r.error = e;
+                           if (!e) r.value = std::move(t);
+                       }));
+        asio::steady_timer t(io, 100ms);
+        t.async_wait([&](error_code) { cancel.emit(asio::cancellation_type::terminal); });
+        run(io, 10s);
+        CHECK(r.code() == asio::error::operation_aborted);
+        // The client socket was closed: the server side sees EOF after the ClientHello.
+        std::string got;
+        error_code ec;
+        char buf[4096];
+        while (!ec) got.append(buf, s.read_some(asio::buffer(buf), ec));
+        CHECK(ec == asio::error::eof);
+        CHECK(got.size() > 5);
+        CHECK(got[0] == 0x16); // a TLS handshake record was sent before
+    }
+}
+
+// --- Versions, ALPN, SNI -------------------------------------------------------
+
+TEST_CASE("tls: protocol versions", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    SECTION("a server capped at TLS 1.1 is refused") {
+        auto so = server_with(pki().localhost);
+        so.min_version = 0x0301;
+        so.max_version = 0x0302;
+        auto r = handshake(io, cctx, tls::context::make_server(so));
+        CHECK(r.client.code() == tls::errc::protocol_version);
+        CHECK(r.server.error);
+    }
+    SECTION("TLS 1.2 when the client caps there") {
+        auto co = trusting_client();
+        co.max_version = 0x0303;
+        auto p = connected(io, tls::context::make_client(co), tls::context::make_server(server_with(pki().localhost)));
+        CHECK(p.client->tls_version() == 0x0303);
+        CHECK(p.server->tls_version() == 0x0303);
+    }
+}
+
+TEST_CASE("tls: ALPN (XEP-0368) and SNI", "[tls]") {
+    asio::io_context io;
+    auto co = trusting_client();
+    co.alpn = {"xmpp-client"};
+    auto cctx = tls::context::make_client(co);
+    SECTION("server selects xmpp-client") {
+        auto so = server_with(pki().localhost);
+        so.alpn = {"xmpp-server", "xmpp-client"};
+        auto p = connected(io, cctx, tls::context::make_server(so));
+        CHECK(tls::info(*p.server)->alpn == "xmpp-client");
+        CHECK(tls::info(*p.client)->alpn == "xmpp-client");
+        CHECK(tls::info(*p.server)->server_name == "localhost");
+    }
+    SECTION("server without ALPN: accepted, nothing selected") {
+        auto p = connected(io, cctx, tls::context::make_server(server_with(pki().localhost)));
+        CHECK(tls::info(*p.client)->alpn.empty());
+    }
+    SECTION("server accepting only another protocol refuses") {
+        auto so = server_with(pki().localhost);
+        so.alpn = {"xmpp-server"};
+        auto r = handshake(io, cctx, tls::context::make_server(so));
+        CHECK(r.client.code() == tls::errc::alpn_mismatch);
+        CHECK(r.server.code() == tls::errc::alpn_mismatch);
+    }
+    SECTION("client without ALPN meets a server with ALPN") {
+        auto so = server_with(pki().localhost);
+        so.alpn = {"xmpp-client"};
+        auto p = connected(io, tls::context::make_client(trusting_client()), tls::context::make_server(so));
+        CHECK(tls::info(*p.server)->alpn.empty());
+    }
+}
+
+// --- Channel binding -------------------------------------------------------------
+
+TEST_CASE("tls: channel binding", "[tls]") {
+    asio::io_context io;
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    // RFC 5929 4.1: SHA-256 of the DER certificate (signed ecdsa-with-SHA256),
+    // computed here by the openssl command line tool.
+    auto fp = shell("openssl x509 -noout -fingerprint -sha256 -in '" + pki().localhost.cert.string() + "'");
+    fp = fp.substr(fp.find('=') + 1);
+    fp.erase(std::remove_if(fp.begin(), fp.end(), [](char ch) { return ch == ':' || ch == '\n'; }), fp.end());
+    REQUIRE(fp.size() == 64);
+
+    SECTION("TLS 1.3") {
+        auto p = connected(io, tls::context::make_client(trusting_client()), sctx);
+        const auto ce = p.client->channel_binding("tls-exporter");
+        CHECK(ce.size() == 32);
+        CHECK(ce == p.server->channel_binding("tls-exporter"));
+        CHECK(p.client->channel_binding("tls-unique").empty());
+        CHECK(p.server->channel_binding("tls-unique").empty());
+        CHECK(hex(p.client->channel_binding("tls-server-end-point")) == fp);
+        CHECK(hex(p.server->channel_binding("tls-server-end-point")) == fp);
+        CHECK(p.client->channel_binding("tls-whatever").empty());
+        // Another connection, another value.
+        auto p2 = connected(io, tls::context::make_client(trusting_client()), sctx);
+        CHECK(p2.client->channel_binding("tls-exporter") != ce);
+    }
+    SECTION("TLS 1.2") {
+        auto co = trusting_client();
+        co.max_version = 0x0303;
+        auto p = connected(io, tls::context::make_client(co), sctx);
+        REQUIRE(p.client->tls_version() == 0x0303);
+        const auto ce = p.client->channel_binding("tls-exporter"); // extended master secret is on
+        CHECK(ce.size() == 32);
+        CHECK(ce == p.server->channel_binding("tls-exporter"));
+        const auto cu = p.client->channel_binding("tls-unique");
+        CHECK(cu.size() == 12); // verify_data of the client's Finished
+        CHECK(cu == p.server->channel_binding("tls-unique"));
+        CHECK(hex(p.client->channel_binding("tls-server-end-point")) == fp);
+        CHECK(hex(p.server->channel_binding("tls-server-end-point")) == fp);
+    }
+}
+
+// --- STARTTLS --------------------------------------------------------------------
+
+TEST_CASE("tls: STARTTLS upgrade of a TCP transport", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    auto sctx = tls::context::make_server(server_with(pki().localhost));
+    auto [c, s] = socket_pair(io);
+    transport_ptr client = tls::make_tcp_transport(std::move(c));
+    transport_ptr server = tls::make_tcp_transport(std::move(s));
+    outcome<none> cl, sv;
+    std::string server_got, client_got;
+    auto client_side = [&]() -> asio::awaitable<void> {
+            co_await client->write("<starttls/>");
+            auto proceed = co_await read_n(*client, 10);
+            REQUIRE(proceed == "<proceed/>");
+            client = co_await tls::connect(std::move(client), cctx, "localhost");
+            co_await client->write("secret");
+            client_got = co_await read_n(*client, 6);
+    };
+    auto server_side = [&]() -> asio::awaitable<void> {
+            auto req = co_await read_n(*server, 11);
+            REQUIRE(req == "<starttls/>");
+            co_await server->write("<proceed/>");
+            server = co_await tls::accept(std::move(server), sctx);
+            server_got = co_await read_n(*server, 6);
+            co_await server->write("answer");
+    };
+    spawn(io, client_side(), cl);
+    spawn(io, server_side(), sv);
+    run(io, 10s);
+    cl.get();
+    sv.get();
+    CHECK(server_got == "secret");
+    CHECK(client_got == "answer");
+    CHECK(client->is_secure());
+    CHECK(server->is_secure());
+
+    // Only a TCP transport of make_tcp_transport() can be upgraded.
+    outcome<transport_ptr> again;
+    spawn(io, tls::connect(std::move(client), cctx, "localhost"), again);
+    run(io, 10s);
+    REQUIRE(again.error);
+    CHECK_THROWS_AS(std::rethrow_exception(again.error), std::invalid_argument);
+}
+
+// --- A third-party peer: openssl s_server ------------------------------------------
+
+namespace {
+
+struct s_server {
+    testbed::process proc;
+    std::string log;
+    unsigned short port = 0;
+
+    // `extra` goes to s_server; it sends "from-s_server\n" once a client
+    // is connected (stdin stays open so that it does not quit).
+    s_server(const std::string& extra, const testbed::pki::leaf& cert) {
+        log = (pki().dir.path() / ("s_server-" + std::to_string(::getpid()) + "-" +
+                                   std::to_string(counter()++) + ".log"))
+                  .string();
+        port = testbed::free_tcp_port();
+        const std::string cmd = "(printf 'from-s_server\\n'; sleep 60) | exec openssl s_server -naccept 1 -accept " +
+                                std::to_string(port) + " -cert '" + cert.cert.string() + "' -key '" +
+                                cert.key.string() +
+                                "' -keymatexport EXPORTER-Channel-Binding -keymatexportlen 32 " + extra;
+        proc = testbed::process({"sh", "-c", cmd}, log);
+        // Wait for "ACCEPT" rather than probing the port: -naccept 1 would
+        // spend its one connection on the probe.
+        REQUIRE(wait_for_log("ACCEPT"));
+    }
+
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+
+    bool wait_for_log(const std::string& what, std::chrono::milliseconds limit = 10s) {
+        auto end = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < end) {
+            if (file_text(log).find(what) != std::string::npos) return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
+
+    // The "Keying material: HEX" line s_server prints after the handshake.
+    std::string keying_material() {
+        if (!wait_for_log("Keying material: ")) return {};
+        auto text = file_text(log);
+        auto pos = text.find("Keying material: ") + 17;
+        return text.substr(pos, text.find('\n', pos) - pos);
+    }
+};
+
+void exchange_with_s_server(const std::string& extra, const tls::client_options& co, int version) {
+    asio::io_context io;
+    s_server srv(extra, pki().localhost);
+    tcp::socket sock(io);
+    sock.connect(tcp::endpoint(asio::ip::address_v4::loopback(), srv.port));
+    outcome<transport_ptr> r;
+    spawn(io, tls::connect(std::move(sock), tls::context::make_client(co), "localhost"), r);
+    run(io, 10s);
+    auto& t = r.get();
+    CHECK(t->tls_version() == version);
+    outcome<std::string> got;
+    outcome<none> w;
+    spawn(io, read_n(*t, 14), got);
+    spawn(io, t->write("from-asio-xmpp\n"), w);
+    run(io, 10s);
+    w.get();
+    CHECK(got.get() == "from-s_server\n");
+    CHECK(srv.wait_for_log("from-asio-xmpp"));
+    // Our close_notify ends its one connection; s_server then exits and
+    // flushes the connection report it buffers.
+    outcome<none> bye;
+    spawn(io, t->shutdown(), bye);
+    run(io, 10s);
+    bye.get();
+    const auto km = srv.keying_material();
+    INFO(file_text(srv.log));
+    REQUIRE(km.size() == 64);
+    CHECK(hex(t->channel_binding("tls-exporter")) == km);
+}
+
+} // namespace
+
+TEST_CASE("tls: against openssl s_server", "[tls][s_server]") {
+    SECTION("TLS 1.3") { exchange_with_s_server("-tls1_3", trusting_client(), 0x0304); }
+    SECTION("TLS 1.2") { exchange_with_s_server("-tls1_2", trusting_client(), 0x0303); }
+    SECTION("TLS 1.3 with ALPN and a client certificate the server requires") {
+        auto co = trusting_client();
+        co.alpn = {"xmpp-client"};
+        co.client_cert_file = pki().client.cert.string();
+        co.client_key_file = pki().client.key.string();
+        exchange_with_s_server("-tls1_3 -alpn xmpp-client -Verify 1 -verify_return_error -CAfile '" +
+                                   pki().ca.ca_cert().string() + "'",
+                               co, 0x0304);
+    }
+}

@@ -1,0 +1,233 @@
+// SASL mechanisms (RFC 4422) for XMPP authentication (RFC 6120 6), sans-io:
+// each mechanism turns server challenges into client responses and nothing
+// else; the <auth/>/<challenge/>/<response/>/<success/>/<failure/> elements
+// and their base64 belong to the session.
+//
+// SCRAM-SHA-1/-256/-512 and their -PLUS variants (RFC 5802, RFC 7677,
+// draft-melnikov-scram-sha-512) are native, on the TLS library's crypto.
+// PLAIN, EXTERNAL, ANONYMOUS and GSSAPI go through Cyrus SASL; Cyrus never
+// runs a SCRAM or DIGEST-MD5 of its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/system/error_code.hpp>
+
+namespace xmpp::sasl {
+
+using boost::system::error_code;
+
+/// Why authentication failed. Values 1..11 are the <failure/> conditions of
+/// RFC 6120 6.5 in RFC order (received from the server); the rest are
+/// detected by the client. Value 0 is reserved for "no error".
+enum class errc {
+    aborted = 1,            ///< RFC 6120 6.5.1
+    account_disabled,       ///< 6.5.2
+    credentials_expired,    ///< 6.5.3
+    encryption_required,    ///< 6.5.4
+    incorrect_encoding,     ///< 6.5.5
+    invalid_authzid,        ///< 6.5.6
+    invalid_mechanism,      ///< 6.5.7
+    malformed_request,      ///< 6.5.8
+    mechanism_too_weak,     ///< 6.5.9
+    not_authorized,         ///< 6.5.10
+    temporary_auth_failure, ///< 6.5.11
+    // client side
+    no_acceptable_mechanism,      ///< nothing the server offers is usable here
+    plain_without_tls,            ///< PLAIN refused on a stream without TLS
+    bad_server_message,           ///< malformed challenge or success data
+    bad_server_nonce,             ///< SCRAM: server nonce does not extend ours
+    bad_server_signature,         ///< SCRAM: v= does not match (server not authenticated)
+    server_error,                 ///< SCRAM: server-final carried e=
+    iteration_count_out_of_range, ///< SCRAM: i= outside options' bounds
+    channel_binding_unavailable,  ///< -PLUS without usable binding data
+    unexpected_success,           ///< <success/> before the exchange finished
+    mechanism_error,              ///< Cyrus SASL failed (message() carries its text)
+    invalid_credentials,          ///< SASLprep (RFC 4013) rejects the username or password
+};
+
+/// The category of errc; name() is "xmpp.sasl".
+///
+/// Errors from Cyrus are errc::mechanism_error, compare equal to it and to
+/// this category, yet message() returns Cyrus's sasl_errdetail() text: they
+/// use interned category objects that share this category's id (Boost.System
+/// treats categories with equal ids as equal).
+const boost::system::error_category& sasl_category() noexcept;
+
+/// Makes an error_code of sasl_category().
+inline error_code make_error_code(errc e) noexcept {
+    return {static_cast<int>(e), sasl_category()};
+}
+
+/// The RFC 6120 6.5 element name of a condition ("not-authorized"); "" for the
+/// client-side values, which have no element.
+std::string_view condition_name(errc e) noexcept;
+
+/// The errc for the element name of a <failure/> child. A name that is not a
+/// defined condition (or "") gives errc::not_authorized: the failure stands
+/// and "credentials rejected" is the least specific reading of it.
+errc from_condition(std::string_view element_name) noexcept;
+
+/// Who authenticates. `authzid` is empty unless the user acts for another
+/// identity (RFC 6120 6.3.8).
+struct credentials {
+    std::string username;
+    std::string password;
+    std::string authzid;
+};
+
+/// What a mechanism knows about the transport (the session fills it from
+/// xmpp::transport).
+struct tls_state {
+    /// TLS in place (PLAIN is allowed only then).
+    bool secure = false;
+    /// 0x0303 = TLS 1.2, 0x0304 = TLS 1.3, 0 = none.
+    int tls_version = 0;
+    /// Channel-binding data for "tls-exporter", "tls-server-end-point" or
+    /// "tls-unique"; an empty vector (or no function) if unavailable.
+    std::function<std::vector<std::uint8_t>(std::string_view type)> binding;
+    /// The XEP-0440 <sasl-channel-binding/> types the server advertised;
+    /// empty if it advertised none.
+    std::vector<std::string> server_binding_types;
+};
+
+/// One authentication exchange of one mechanism; sans-io, not thread safe.
+///
+/// The session calls initial_response() once, then respond() for each
+/// challenge, then finish() on <success/>. After any call sets `ec` the
+/// exchange has failed: the session aborts it (RFC 6120 6.4.4) and must not
+/// call the object again except to destroy it.
+class mechanism {
+public:
+    virtual ~mechanism() = default;
+
+    /// The name as sent in <auth mechanism='..'/>, e.g. "SCRAM-SHA-256-PLUS".
+    virtual std::string_view name() const noexcept = 0;
+
+    /// The initial response as raw bytes (the session base64-encodes it; an
+    /// empty string is sent as "="). nullopt: the mechanism has none.
+    virtual std::optional<std::string> initial_response(error_code& ec) = 0;
+
+    /// Raw challenge bytes in, raw response bytes out. A malformed challenge
+    /// sets ec (errc::bad_server_message or a more specific value).
+    virtual std::string respond(std::string_view challenge, error_code& ec) = 0;
+
+    /// The <success/> payload (raw, empty if none). SCRAM verifies the server
+    /// signature here unless it came as the last challenge (RFC 6120 6.3.10
+    /// allows both). Sets ec when the server is not authenticated by it
+    /// (errc::bad_server_signature, errc::unexpected_success...).
+    virtual void finish(std::string_view success_data, error_code& ec) = 0;
+
+    /// True after a finish() that succeeded.
+    virtual bool finished() const noexcept = 0;
+
+    /// The channel-binding type in use ("tls-exporter"...), "" for none.
+    virtual std::string_view channel_binding() const noexcept { return {}; }
+};
+
+/// How select() chooses.
+struct options {
+    /// Allowed names in the user's order of preference; empty = the default
+    /// order (see candidates()).
+    std::vector<std::string> mechanisms;
+    /// PLAIN over a stream without TLS: never by default.
+    bool allow_plain_without_tls = false;
+    /// ANONYMOUS (RFC 4505) may be chosen.
+    bool allow_anonymous = false;
+    /// A client certificate is in place: EXTERNAL (XEP-0178) comes first.
+    bool use_external = false;
+    /// SCRAM iteration-count bounds (RFC 7677 4: at least 4096); the maximum
+    /// stops a hostile server from making the client burn CPU.
+    std::uint32_t min_iterations = 4096;
+    std::uint32_t max_iterations = 1'000'000;
+};
+
+/// The mechanisms select() would try, best first: `offered` (the server's
+/// <mechanisms/>) filtered by what is known, usable on this transport and
+/// allowed by `opts`. Default order (when opts.mechanisms is empty):
+///
+///   EXTERNAL (only with opts.use_external), SCRAM-SHA-512-PLUS,
+///   SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-512, SCRAM-SHA-256,
+///   SCRAM-SHA-1, GSSAPI (only if Cyrus loaded its plugin), PLAIN (only on a
+///   secure stream or with allow_plain_without_tls), ANONYMOUS (only with
+///   allow_anonymous).
+///
+/// With opts.mechanisms the order is the user's, restricted to that list;
+/// the conditions above still apply. -PLUS needs binding data of a usable
+/// type: under TLS 1.3 only a type the server advertised (XEP-0440:
+/// tls-exporter, then tls-server-end-point); under TLS 1.2 an advertised
+/// type if any (tls-exporter, tls-server-end-point, tls-unique), else
+/// tls-unique (RFC 5802 6) unless the server listed types without it.
+/// The stream must be secure for any -PLUS. Password mechanisms (SCRAM, PLAIN) need a
+/// username. Names this library does not know are ignored. Thread safe.
+std::vector<std::string> candidates(std::span<const std::string> offered, const credentials& creds,
+                                    const tls_state& tls, const options& opts);
+
+/// Creates the first of candidates() that can be created. A non-PLUS SCRAM
+/// sends the GS2 flag 'y' when the client could bind but the server offered
+/// no SCRAM -PLUS mechanism (RFC 5802 6, downgrade protection), else 'n'.
+/// `domain` is the server's domain, for Cyrus (GSSAPI's service principal
+/// is xmpp/<domain>). On failure returns null and sets ec:
+/// errc::no_acceptable_mechanism when nothing offered is usable,
+/// errc::invalid_credentials when SASLprep refuses the username or password
+/// (no weaker mechanism is tried then). Thread safe.
+std::unique_ptr<mechanism> select(std::span<const std::string> offered, const credentials& creds,
+                                  const tls_state& tls, const options& opts, std::string_view domain,
+                                  error_code& ec);
+
+/// Settings of make_scram() beyond the mechanism name.
+struct scram_config {
+    std::uint32_t min_iterations = 4096;
+    std::uint32_t max_iterations = 1'000'000;
+    /// For a -PLUS name: the binding type to use; "" = choose as select()
+    /// does, falling back to the TLS version's default (TLS 1.3:
+    /// tls-exporter, RFC 9266; TLS 1.2: tls-unique).
+    std::string binding_type;
+    /// For a non-PLUS name: send 'y' instead of 'n' when binding data is
+    /// available, i.e. the server offered no -PLUS variant (RFC 5802 6).
+    bool server_lacks_plus = false;
+};
+
+/// Creates a native SCRAM mechanism: "SCRAM-SHA-1", "SCRAM-SHA-256",
+/// "SCRAM-SHA-512", each optionally with "-PLUS". Sets ec and returns null
+/// for an unknown name (errc::invalid_mechanism), a username or password
+/// SASLprep rejects or an empty username (errc::invalid_credentials), or
+/// -PLUS without binding data (errc::channel_binding_unavailable). Thread
+/// safe.
+std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds,
+                                      const tls_state& tls, error_code& ec);
+std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds,
+                                      const tls_state& tls, const scram_config& cfg,
+                                      error_code& ec);
+
+/// Creates a Cyrus SASL client mechanism: "PLAIN", "EXTERNAL", "ANONYMOUS"
+/// or "GSSAPI" (only these: Cyrus's own SCRAM and DIGEST-MD5 are never
+/// used). Initialises Cyrus once per process. Sets ec and returns null for
+/// another name (errc::invalid_mechanism), PLAIN on an insecure stream
+/// unless opts.allow_plain_without_tls (errc::plain_without_tls), or a
+/// mechanism whose plugin is not loaded (errc::mechanism_error). Only
+/// opts.allow_plain_without_tls is read. `domain` is the server's domain
+/// (sasl_client_new's serverFQDN, service "xmpp"). Thread safe.
+std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds,
+                                      const tls_state& tls, std::string_view domain,
+                                      error_code& ec);
+std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds,
+                                      const tls_state& tls, std::string_view domain,
+                                      const options& opts, error_code& ec);
+
+/// The mechanism names Cyrus's loaded client plugins provide (after its
+/// one-time initialisation), e.g. {"ANONYMOUS", "EXTERNAL", "GSSAPI",
+/// "PLAIN", ...}. Thread safe.
+std::vector<std::string> cyrus_mechanisms();
+
+} // namespace xmpp::sasl
+
+template <>
+struct boost::system::is_error_code_enum<xmpp::sasl::errc> : std::true_type {};

@@ -1,0 +1,59 @@
+// Private to lib/src/tls: the state behind tls::context, the plain TCP
+// transport (so that STARTTLS can take its socket back), and error helpers.
+#pragma once
+
+#include <xmpp/tls.hpp>
+
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <openssl/ssl.h>
+
+namespace xmpp::tls::detail {
+
+struct context_state {
+    SSL_CTX* ctx = nullptr;
+    bool server = false;
+    bool verify = true;     // client: verify chain and name
+    std::string alpn_wire;  // RFC 7301 3.1 ProtocolNameList (length-prefixed names)
+
+    context_state() = default;
+    context_state(const context_state&) = delete;
+    context_state& operator=(const context_state&) = delete;
+    ~context_state() { SSL_CTX_free(ctx); }
+};
+
+struct context_access {
+    static const context_state& get(const context& c) noexcept { return *c.state_; }
+};
+
+/// Takes every error off this thread's TLS error queue, as one line of
+/// text ("" when the queue was empty).
+std::string drain_error_queue();
+
+/// "host:port" of the socket's peer ("[v6]:port"), "" when unknown.
+std::string remote_text(const asio::ip::tcp::socket& s);
+
+/// A plain TCP transport.
+class tcp_transport final : public transport {
+public:
+    explicit tcp_transport(asio::ip::tcp::socket sock);
+
+    asio::any_io_executor get_executor() override { return sock_.get_executor(); }
+    std::size_t read_some(asio::mutable_buffer buf, error_code& ec) override;
+    asio::awaitable<void> wait_read() override;
+    asio::awaitable<void> write(std::string_view data) override;
+    asio::awaitable<void> shutdown() override;
+    void close() noexcept override;
+    bool is_secure() const noexcept override { return false; }
+    std::string remote_endpoint_text() const override { return remote_text(sock_); }
+
+    /// Takes the socket out (STARTTLS); the transport is unusable afterwards.
+    asio::ip::tcp::socket release_socket() { return std::move(sock_); }
+
+private:
+    asio::ip::tcp::socket sock_;
+};
+
+} // namespace xmpp::tls::detail

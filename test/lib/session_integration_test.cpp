@@ -1,0 +1,277 @@
+// xmpp::session against real servers: throwaway Prosody 0.12 and ejabberd
+// 23.01 on loopback (tools/testbed), the same cases for both.
+#include "test_catch.hpp"
+
+#include "testbed/servers.hpp"
+
+#include <xmpp/session.hpp>
+#include <xmpp/stanza_error.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <functional>
+#include <memory>
+
+using namespace xmpp;
+using asio::use_awaitable;
+
+namespace {
+
+enum class kind { prosody, ejabberd };
+
+const std::vector<testbed::account> accounts = {{"alice", "alice-pass"}, {"bob", "bob-pass"}, {"carol", "carol-pass"}};
+
+std::unique_ptr<testbed::server> start(kind k, bool tls = true, std::string cert_name = {}) {
+    if (k == kind::prosody) {
+        testbed::prosody_options o;
+        o.tls = tls;
+        o.require_encryption = tls;
+        o.cert_name = std::move(cert_name);
+        o.accounts = accounts;
+        return std::make_unique<testbed::prosody_server>(o);
+    }
+    testbed::ejabberd_options o;
+    o.tls = tls;
+    o.require_encryption = tls;
+    o.cert_name = std::move(cert_name);
+    o.accounts = accounts;
+    return std::make_unique<testbed::ejabberd_server>(o);
+}
+
+session_options options(const testbed::server& srv, const std::string& user) {
+    session_options o;
+    o.address = jid::parse(user + "@" + srv.domain());
+    o.password = user + "-pass";
+    o.host = "127.0.0.1";
+    o.port = srv.c2s_port();
+    o.tls.ca_file = srv.ca_file().string();
+    o.tls.use_system_store = false;
+    o.step_timeout = std::chrono::seconds(10);
+    return o;
+}
+
+// Runs `f` with a hard deadline: nothing may hang.
+void run(asio::io_context& io, std::function<asio::awaitable<void>()> f, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    bool done = false;
+    std::exception_ptr error;
+    io.restart();
+    asio::co_spawn(io, f(), [&](std::exception_ptr e) {
+        done = true;
+        error = e;
+    });
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(100));
+    REQUIRE(done);
+    if (error) std::rethrow_exception(error);
+}
+
+// Connects and returns the error (none on success).
+boost::system::error_code try_connect(asio::io_context& io, session& s) {
+    boost::system::error_code result;
+    run(io, [&]() -> asio::awaitable<void> {
+        auto [ec] = co_await s.async_connect(asio::as_tuple(use_awaitable));
+        result = ec;
+    });
+    return result;
+}
+
+void close(asio::io_context& io, session& s) {
+    run(io, [&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+}
+
+} // namespace
+
+TEST_CASE("session against real servers") {
+    for (auto k : {kind::prosody, kind::ejabberd}) {
+        const char* name = k == kind::prosody ? "prosody" : "ejabberd";
+        // One server per kind for all the cases below (starting ejabberd
+        // takes seconds).
+        auto srv = start(k);
+        asio::io_context io;
+        INFO(name);
+
+        { // STARTTLS with every SCRAM variant offered, and PLAIN over TLS
+            std::vector<std::string> mechs = {"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"};
+            if (k == kind::ejabberd) mechs.push_back("SCRAM-SHA-512");
+            for (auto& m : mechs) {
+                CAPTURE(m);
+                auto o = options(*srv, "alice");
+                o.sasl.mechanisms = {m};
+                session s(io.get_executor(), o);
+                auto ec = try_connect(io, s);
+                INFO(s.last_error().what());
+                REQUIRE_FALSE(ec);
+                CHECK(s.sasl_mechanism() == m);
+                CHECK(has_all(s.state(), session_state::secure | session_state::authenticated | session_state::ready));
+                CHECK(s.address().is_full());
+                CHECK(s.address().bare().str() == "alice@" + srv->domain());
+                // A round trip proves the stream works after the restarts.
+                run(io, [&]() -> asio::awaitable<void> {
+                    auto r = co_await s.async_send_iq(make_iq(iq_type::get, srv->domain(), "ping", "urn:xmpp:ping"), use_awaitable);
+                    CHECK(r.root().attr("type") == "result");
+                });
+                close(io, s);
+            }
+        }
+
+        { // default choice and direct TLS (XEP-0368)
+            auto o = options(*srv, "bob");
+            o.port = srv->direct_tls_port();
+            o.direct_tls = true;
+            session s(io.get_executor(), o);
+            auto ec = try_connect(io, s);
+            INFO(s.last_error().what());
+            REQUIRE_FALSE(ec);
+            // The strongest the server offers under TLS 1.3 without XEP-0440.
+            CHECK(s.sasl_mechanism() == (k == kind::prosody ? "SCRAM-SHA-256" : "SCRAM-SHA-512"));
+            close(io, s);
+        }
+
+        { // -PLUS on TLS 1.2
+            auto o = options(*srv, "alice");
+            o.tls.max_version = 0x0303;
+            session s(io.get_executor(), o);
+            auto ec = try_connect(io, s);
+            INFO(s.last_error().what());
+            REQUIRE_FALSE(ec);
+            CHECK(s.sasl_mechanism().ends_with("-PLUS"));
+            close(io, s);
+        }
+
+        { // wrong password
+            auto o = options(*srv, "alice");
+            o.password = "not-the-password";
+            session s(io.get_executor(), o);
+            auto ec = try_connect(io, s);
+            CHECK(ec == sasl::errc::not_authorized);
+            CHECK_FALSE(has_all(s.state(), session_state::authenticated));
+        }
+
+        { // 1000 concurrent pings, all matched
+            session s(io.get_executor(), options(*srv, "alice"));
+            REQUIRE_FALSE(try_connect(io, s));
+            int ok = 0, failed = 0;
+            run(io, [&]() -> asio::awaitable<void> {
+                for (int i = 0; i < 1000; ++i) {
+                    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+                        auto [ec, r] = co_await s.async_send_iq(make_iq(iq_type::get, srv->domain(), "ping", "urn:xmpp:ping"),
+                                                                asio::as_tuple(use_awaitable));
+                        (!ec && r.root().attr("type") == "result") ? ++ok : ++failed;
+                    }, asio::detached);
+                }
+                asio::steady_timer t(io);
+                for (int i = 0; i < 3000 && ok + failed < 1000; ++i) {
+                    t.expires_after(std::chrono::milliseconds(10));
+                    co_await t.async_wait(use_awaitable);
+                }
+            });
+            CHECK(ok == 1000);
+            CHECK(failed == 0);
+            close(io, s);
+        }
+
+        { // cancellation, and a forged reply from another JID
+            session alice(io.get_executor(), options(*srv, "alice"));
+            session bob(io.get_executor(), options(*srv, "bob"));
+            session carol(io.get_executor(), options(*srv, "carol"));
+            // Bob holds requests; the test decides when he answers.
+            std::vector<xml::element> held;
+            bob.set_handler([&](incoming in) -> asio::awaitable<bool> {
+                if (in.kind() == stanza_kind::iq) {
+                    held.push_back(in.release());
+                    co_return true;
+                }
+                co_return false;
+            });
+            REQUIRE_FALSE(try_connect(io, alice));
+            REQUIRE_FALSE(try_connect(io, bob));
+            REQUIRE_FALSE(try_connect(io, carol));
+            const std::string bob_full(bob.address().str());
+
+            run(io, [&]() -> asio::awaitable<void> {
+                asio::steady_timer t(io);
+                auto wait_for = [&](auto pred) -> asio::awaitable<void> {
+                    for (int i = 0; i < 500 && !pred(); ++i) {
+                        t.expires_after(std::chrono::milliseconds(10));
+                        co_await t.async_wait(use_awaitable);
+                    }
+                };
+                // 1. Cancel a pending IQ.
+                asio::cancellation_signal cancel;
+                boost::system::error_code ec1;
+                bool done1 = false;
+                alice.async_send_iq(make_iq(iq_type::get, bob_full, "query", "urn:test:hold"),
+                                    asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec, xml::element) {
+                                        ec1 = ec;
+                                        done1 = true;
+                                    }));
+                co_await wait_for([&] { return held.size() == 1; });
+                REQUIRE(held.size() == 1);
+                cancel.emit(asio::cancellation_type::terminal);
+                co_await wait_for([&] { return done1; });
+                CHECK(ec1 == asio::error::operation_aborted);
+
+                // 2. A reply forged by carol with the right id must not complete it.
+                boost::system::error_code ec2;
+                xml::element reply2;
+                bool done2 = false;
+                alice.async_send_iq(make_iq(iq_type::get, bob_full, "query", "urn:test:hold"),
+                                    [&](boost::system::error_code ec, xml::element r) {
+                                        ec2 = ec;
+                                        reply2 = std::move(r);
+                                        done2 = true;
+                                    });
+                co_await wait_for([&] { return held.size() == 2; });
+                REQUIRE(held.size() == 2);
+                iq_view request(held[1].root());
+                xml::element forged("iq", xml::ns::client);
+                forged.root().set_attr("type", "result").set_attr("id", request.id()).set_attr("to", request.from());
+                forged.root().append("forged", "urn:test");
+                co_await carol.async_send(std::move(forged), use_awaitable);
+                t.expires_after(std::chrono::milliseconds(500));
+                co_await t.async_wait(use_awaitable);
+                CHECK_FALSE(done2);
+                // Bob's genuine answer completes it.
+                auto genuine = make_iq_result(request);
+                genuine.root().append("genuine", "urn:test");
+                co_await bob.async_send(std::move(genuine), use_awaitable);
+                co_await wait_for([&] { return done2; });
+                REQUIRE(done2);
+                CHECK_FALSE(ec2);
+                CHECK(reply2.root().child("genuine", "urn:test"));
+                CHECK_FALSE(reply2.root().child("forged", "urn:test"));
+            });
+            close(io, alice);
+            close(io, bob);
+            close(io, carol);
+        }
+    }
+}
+
+TEST_CASE("session refuses what it must refuse") {
+    for (auto k : {kind::prosody, kind::ejabberd}) {
+        const char* name = k == kind::prosody ? "prosody" : "ejabberd";
+        INFO(name);
+        asio::io_context io;
+        { // a certificate for another name
+            auto srv = start(k, true, "evil.example");
+            session s(io.get_executor(), options(*srv, "alice"));
+            auto ec = try_connect(io, s);
+            CHECK(ec == tls::errc::hostname_mismatch);
+        }
+        { // a server offering no TLS
+            auto srv = start(k, false);
+            session s(io.get_executor(), options(*srv, "alice"));
+            auto ec = try_connect(io, s);
+            CHECK(ec == errc::tls_required);
+            CHECK_FALSE(has_all(s.state(), session_state::authenticated));
+        }
+    }
+}
