@@ -175,9 +175,12 @@ TEST_CASE("order_srv: ascending priority, nothing lost", "[dns][order_srv]") {
     for (int round = 0; round < 500; ++round) {
         std::vector<srv_record> in;
         const int n = 1 + round % 9;
-        for (int i = 0; i < n; ++i)
-            in.push_back({"h" + std::to_string(i), static_cast<std::uint16_t>(5000 + i),
+        for (int i = 0; i < n; ++i) {
+            std::string name = "h";
+            name += std::to_string(i); // not "h" + ...: GCC 12 -Wrestrict false positive
+            in.push_back({name, static_cast<std::uint16_t>(5000 + i),
                           static_cast<std::uint16_t>(prio(g)), static_cast<std::uint16_t>(weight(g))});
+        }
         auto out = xmpp::net::order_srv(in, g);
         REQUIRE(out.size() == in.size());
         for (std::size_t i = 1; i < out.size(); ++i) REQUIRE(out[i - 1].priority <= out[i].priority);
@@ -408,7 +411,7 @@ TEST_CASE("resolve_xmpp: RFC 6120 3.2 and XEP-0368 targets", "[dns][integration]
     SECTION("weights are mixed across both services") {
         // Priority 5: tls1 weight 10, tcp1 weight 20: tcp1 first ~20/31.
         int tcp_first = 0;
-        const int n = 300;
+        const int n = 400;
         for (int i = 0; i < n; ++i) tcp_first += run(ioc, resolve_xmpp(r, "mixed.test")).front().host == "tcp1.mixed.test";
         CHECK(tcp_first / double(n) == Approx(20.0 / 31).margin(0.1));
     }
@@ -554,6 +557,8 @@ TEST_CASE("resolver: timeouts, cancellation and destruction", "[dns][integration
         CHECK(ms_since(t0) < 500);
     }
     SECTION("cancel() aborts pending lookups; the resolver stays usable") {
+        o.timeout = 1000ms; // cancellation must come well before it
+        o.tries = 1;
         tb::dnsmasq dns(lookup_zone());
         o.servers = silent.servers() + "," + dns.servers(); // the second answers
         resolver r(ioc.get_executor(), o);
@@ -572,13 +577,15 @@ TEST_CASE("resolver: timeouts, cancellation and destruction", "[dns][integration
         t.async_wait([&](error_code) { r.cancel(); });
         const auto t0 = clock_type::now();
         ioc.run();
-        CHECK(ms_since(t0) < 190);
+        CHECK(ms_since(t0) < 700); // well before the 1 s timeout
         REQUIRE(got.size() == 1);
         CHECK(got[0] == asio::error::operation_aborted);
         // After the silent server's timeout c-ares asks dnsmasq.
         CHECK(run(ioc, r.lookup_srv("_xmpp-client._tcp.srv.test")).size() == 3);
     }
     SECTION("Asio cancellation of the awaiting coroutine abandons only that lookup") {
+        o.timeout = 1000ms; // cancellation must come well before it
+        o.tries = 1;
         resolver r(ioc.get_executor(), o);
         const auto t0 = clock_type::now();
         long long resumed_after = -1;
@@ -591,12 +598,14 @@ TEST_CASE("resolver: timeouts, cancellation and destruction", "[dns][integration
         };
         CHECK(run(ioc, race()) == 1); // the timer won
         CHECK(resumed_after >= 0);
-        CHECK(resumed_after < 190);
+        CHECK(resumed_after < 700);
         // The abandoned query still runs in c-ares until its timeout; a
         // later lookup is unaffected.
         CHECK(run_error(ioc, r.lookup_srv("_xmpp-client._tcp.other.test")) == ec_of(dns_errc::timeout));
     }
     SECTION("destroying the resolver with lookups in flight") {
+        o.timeout = 1000ms; // cancellation must come well before it
+        o.tries = 1;
         auto r = std::make_unique<resolver>(ioc.get_executor(), o);
         std::vector<error_code> got;
         auto record = [&](auto aw) -> asio::awaitable<void> {
@@ -615,7 +624,7 @@ TEST_CASE("resolver: timeouts, cancellation and destruction", "[dns][integration
         t.async_wait([&](error_code) { r.reset(); });
         const auto t0 = clock_type::now();
         ioc.run(); // returns: nothing left behind
-        CHECK(ms_since(t0) < 190);
+        CHECK(ms_since(t0) < 700); // well before the 1 s timeout
         REQUIRE(got.size() == 4);
         for (auto& ec : got) CHECK(ec == asio::error::operation_aborted);
     }
