@@ -64,6 +64,28 @@ std::string tail_of(const fs::path& p, std::size_t max) {
     return s;
 }
 
+/// Drops Prosody's "unable to find lua-unbound" banner (printed by every
+/// prosody and prosodyctl run here; harmless) so that failure messages show
+/// what matters.
+std::string without_unbound_banner(std::string text) {
+    const std::string stars = "**************************\n";
+    for (std::size_t from = 0;;) {
+        const auto open = text.find(stars, from);
+        if (open == std::string::npos) break;
+        const auto close = text.find(stars, open + stars.size());
+        if (close == std::string::npos) break;
+        if (text.substr(open, close - open).find("lua-unbound") != std::string::npos) {
+            auto end = close + stars.size();
+            while (end < text.size() && text[end] == '\n') ++end;
+            text.erase(open, end - open);
+            from = open;
+        } else {
+            from = close + stars.size();
+        }
+    }
+    return text;
+}
+
 fs::path template_dir(const fs::path& given) {
     if (!given.empty()) return given;
     if (const char* e = std::getenv("XMPP_TESTBED_CONFIG_DIR"); e && *e) return e;
@@ -220,8 +242,8 @@ struct server::impl {
     std::string log_tail(std::size_t max) const {
         std::string out;
         for (auto& [label, path] : logs) {
-            std::string t = tail_of(path, max);
-            if (t.empty()) continue;
+            std::string t = without_unbound_banner(tail_of(path, max));
+            if (t.find_first_not_of(" \n") == std::string::npos) continue;
             out += "---- " + label + " (" + path.string() + ") ----\n" + t;
             if (out.back() != '\n') out += '\n';
         }
