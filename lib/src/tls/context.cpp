@@ -3,6 +3,7 @@
 #include "detail.hpp"
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -118,6 +119,40 @@ void load_cert_and_key(SSL_CTX* ctx, const std::string& cert, const std::string&
         config_error("private key '" + key + "' does not match certificate '" + cert + "'");
 }
 
+// The system trust store as a hashed directory, looked up lazily: a CA is
+// read when a chain needs it.  A bundle file (SSL_CTX_set_default_verify_paths
+// reads one, e.g. $SSL_CERT_FILE or /usr/lib/ssl/cert.pem) is parsed whole
+// into every context: ~0.9 MB and milliseconds for Debian's ~140 CAs.  So:
+// $SSL_CERT_DIR if set (then $SSL_CERT_FILE is not read: it is the same
+// store in the usual set-ups); else $SSL_CERT_FILE if set; else Debian's
+// /etc/ssl/certs (OpenSSL's default dir /usr/lib/ssl/certs links there,
+// BoringSSL's is that path) or the library's default directory; else the
+// library's defaults.
+void load_system_store(SSL_CTX* ctx) {
+    auto env = [](const char* name) -> const char* {
+        const char* v = std::getenv(name);
+        return v && *v ? v : nullptr;
+    };
+    const char* dir = env(X509_get_default_cert_dir_env());
+    const char* file = dir ? nullptr : env(X509_get_default_cert_file_env());
+    if (!dir && !file) {
+        std::error_code fec;
+        for (const char* d : {"/etc/ssl/certs", X509_get_default_cert_dir()}) {
+            if (std::filesystem::is_directory(d, fec)) {
+                dir = d;
+                break;
+            }
+        }
+    }
+    if (dir || file) {
+        if (SSL_CTX_load_verify_locations(ctx, file, dir) != 1)
+            config_error(std::string("cannot load the system trust store ") + (dir ? dir : file));
+        return;
+    }
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) config_error("cannot load the system trust store");
+    ERR_clear_error(); // a missing default file is not an error
+}
+
 std::shared_ptr<detail::context_state> new_state(bool server) {
     ERR_clear_error();
     auto s = std::make_shared<detail::context_state>();
@@ -159,19 +194,7 @@ context context::make_client(const client_options& opts) {
     set_versions(ctx, opts.min_version, opts.max_version);
     s->verify = !opts.insecure_skip_verify;
     SSL_CTX_set_verify(ctx, s->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
-    if (opts.use_system_store) {
-        // Honours $SSL_CERT_FILE / $SSL_CERT_DIR.  Debian keeps the hashed
-        // store in /etc/ssl/certs; OpenSSL's default dir (/usr/lib/ssl/certs)
-        // links there and BoringSSL's is that path, but add it explicitly
-        // in case a build's default differs.  A directory is looked up
-        // lazily, so no bundle is parsed per context.
-        if (SSL_CTX_set_default_verify_paths(ctx) != 1) config_error("cannot load the system trust store");
-        std::error_code fec;
-        if (std::string_view(X509_get_default_cert_dir()) != "/etc/ssl/certs" &&
-            std::filesystem::is_directory("/etc/ssl/certs", fec))
-            SSL_CTX_load_verify_locations(ctx, nullptr, "/etc/ssl/certs");
-        ERR_clear_error(); // missing default files are not an error
-    }
+    if (opts.use_system_store) load_system_store(ctx);
     if (!opts.ca_file.empty() || !opts.ca_path.empty()) {
         const char* file = opts.ca_file.empty() ? nullptr : opts.ca_file.c_str();
         const char* path = opts.ca_path.empty() ? nullptr : opts.ca_path.c_str();

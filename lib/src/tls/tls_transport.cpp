@@ -133,11 +133,22 @@ public:
         sock_.non_blocking(true); // SSL calls must never block
         ERR_clear_error();
         ssl_ = SSL_new(ctx);
-        BIO* b = ssl_ ? BIO_new(bio_method()) : nullptr;
-        if (!b) throw std::bad_alloc();
+        if (!ssl_) throw std::bad_alloc();
+        BIO* b = BIO_new(bio_method());
+        if (!b) {
+            SSL_free(ssl_); // no destructor after a throwing constructor
+            throw std::bad_alloc();
+        }
         BIO_set_data(b, &sock_); // sock_ never moves: the transport lives on the heap
         BIO_set_init(b, 1);
         SSL_set_bio(ssl_, b, b); // takes the one reference
+#ifdef OPENSSL_IS_BORINGSSL
+        // Free the per-connection copy of the configuration (verify
+        // parameters, ALPN list, ...) once the handshake is done: less
+        // memory per idle connection.  What is needed later is kept in
+        // verify_peer_ or read from the SSL_CTX.
+        SSL_set_shed_handshake_config(ssl_, 1);
+#endif
         if (server)
             SSL_set_accept_state(ssl_);
         else
@@ -167,6 +178,7 @@ public:
                 ok = SSL_set1_host(ssl_, host.c_str()) == 1;
             }
         }
+        verify_peer_ = st.verify;
         if (ok && !st.alpn_wire.empty()) // note: returns 0 on success
             ok = SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(st.alpn_wire.data()),
                                      static_cast<unsigned>(st.alpn_wire.size())) == 0;
@@ -182,9 +194,9 @@ public:
             ERR_clear_error();
             errno = 0;
             const int r = SSL_do_handshake(ssl_);
+            const int saved_errno = errno; // before anything else may change it
             if (r == 1) break;
             const int e = SSL_get_error(ssl_, r);
-            const int saved_errno = errno;
             if (e == SSL_ERROR_WANT_READ) {
                 co_await sock_.async_wait(tcp::socket::wait_read, asio::use_awaitable);
             } else if (e == SSL_ERROR_WANT_WRITE) {
@@ -226,13 +238,13 @@ public:
         ERR_clear_error();
         errno = 0;
         const int n = SSL_read(ssl_, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX)));
+        const int saved_errno = errno;
         if (n > 0) {
             ec = {};
             want_write_ = false;
             return static_cast<std::size_t>(n);
         }
         const int e = SSL_get_error(ssl_, n);
-        const int saved_errno = errno;
         switch (e) {
         case SSL_ERROR_WANT_READ:
             want_write_ = false;
@@ -271,12 +283,12 @@ public:
             errno = 0;
             const int len = static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX));
             const int n = SSL_write(ssl_, data.data(), len);
+            const int saved_errno = errno;
             if (n > 0) {
                 data.remove_prefix(static_cast<std::size_t>(n));
                 continue;
             }
             const int e = SSL_get_error(ssl_, n);
-            const int saved_errno = errno;
             if (e == SSL_ERROR_WANT_WRITE) {
                 co_await sock_.async_wait(tcp::socket::wait_write, asio::use_awaitable);
             } else if (e == SSL_ERROR_WANT_READ) {
@@ -294,9 +306,9 @@ public:
             // 0: our close_notify is out, the peer's not seen yet (we do not
             // wait for it); 1: both.
             const int r = SSL_shutdown(ssl_);
+            const int saved_errno = errno; // before anything else may change it
             if (r >= 0) break;
             const int e = SSL_get_error(ssl_, r);
-            const int saved_errno = errno;
             if (e == SSL_ERROR_WANT_WRITE) {
                 co_await sock_.async_wait(tcp::socket::wait_write, asio::use_awaitable);
             } else {
@@ -335,7 +347,7 @@ public:
         if (len > 0) i.alpn.assign(reinterpret_cast<const char*>(p), len);
         if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) i.server_name = sni;
         i.session_reused = SSL_session_reused(ssl_) == 1;
-        if ((SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) && SSL_get_verify_result(ssl_) == X509_V_OK) {
+        if (verify_peer_ && SSL_get_verify_result(ssl_) == X509_V_OK) {
             X509* peer = SSL_get_peer_certificate(ssl_);
             i.peer_verified = peer != nullptr;
             X509_free(peer);
@@ -353,7 +365,7 @@ private:
     [[noreturn]] void throw_handshake_error(int ssl_error, int saved_errno, const std::string& peer,
                                             bool verify_failed = false) {
         const auto q = drain();
-        const std::string where = server_ ? std::string("TLS handshake (server side)") : "TLS handshake with " + peer;
+        const std::string where = server_ ? "TLS handshake from " + peer : "TLS handshake with " + peer;
         if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0)
             throw system_error(sys_error(saved_errno), where);
         if (q.verify || verify_failed) {
@@ -390,7 +402,9 @@ private:
     // undefined (empty) for no or several hashes (e.g. Ed25519).  The
     // client hashes the peer's certificate, the server its own.
     std::vector<std::uint8_t> server_end_point() const {
-        X509* cert = server_ ? SSL_get_certificate(ssl_) : SSL_get_peer_certificate(ssl_);
+        // The server's own certificate from the SSL_CTX: the SSL's copy of
+        // the configuration may have been shed.
+        X509* cert = server_ ? SSL_CTX_get0_certificate(SSL_get_SSL_CTX(ssl_)) : SSL_get_peer_certificate(ssl_);
         if (!cert) return {};
         int md_nid = NID_undef, pk_nid = NID_undef;
 #ifdef OPENSSL_IS_BORINGSSL
@@ -432,7 +446,8 @@ private:
     tcp::socket sock_;
     SSL* ssl_ = nullptr;
     bool server_;
-    bool want_write_ = false; // the last SSL_read wanted to write
+    bool verify_peer_ = false; // client verifying the server's certificate
+    bool want_write_ = false;  // the last SSL_read wanted to write
 };
 
 asio::awaitable<std::unique_ptr<transport>> connect_impl(tcp::socket sock, context ctx, std::string server_name) {

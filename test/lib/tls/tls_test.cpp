@@ -18,6 +18,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -317,6 +321,36 @@ TEST_CASE("tls::context: bad configuration gives invalid_configuration with the 
     }
 }
 
+TEST_CASE("tls::context: the system trust store is found, and only when asked for", "[tls]") {
+    // A root of Debian's store (package ca-certificates), verified against
+    // the context's own store: this needs the hashed directory lookup.
+    const char* root = "/etc/ssl/certs/ISRG_Root_X1.pem";
+    if (!std::filesystem::exists(root)) {
+        WARN("no " << root << ": skipped");
+        return;
+    }
+    X509* cert = nullptr;
+    if (FILE* f = std::fopen(root, "r")) {
+        cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+        std::fclose(f);
+    }
+    REQUIRE(cert);
+    auto verifies = [&](const tls::context& ctx) {
+        X509_STORE_CTX* sc = X509_STORE_CTX_new();
+        REQUIRE(X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx.native_handle()), cert, nullptr) == 1);
+        const bool ok = X509_verify_cert(sc) == 1;
+        X509_STORE_CTX_free(sc);
+        return ok;
+    };
+    tls::client_options o;
+    CHECK(verifies(tls::context::make_client(o)));
+    o.use_system_store = false;
+    CHECK_FALSE(verifies(tls::context::make_client(o)));
+    o.ca_file = pki().ca.ca_cert().string();
+    CHECK_FALSE(verifies(tls::context::make_client(o)));
+    X509_free(cert);
+}
+
 TEST_CASE("tls::connect/accept: wrong arguments are refused", "[tls]") {
     asio::io_context io;
     auto cctx = tls::context::make_client(trusting_client());
@@ -582,6 +616,24 @@ TEST_CASE("tls: certificate verification", "[tls]") {
         CHECK_FALSE(r.client.error);
         REQUIRE(r.client.value);
         CHECK(tls::info(**r.client.value)->peer_verified);
+    }
+    SECTION("$SSL_CERT_DIR names the system store") {
+        auto dir = pki().dir.path() / "hashed-env";
+        std::filesystem::create_directories(dir);
+        std::filesystem::copy_file(pki().ca.ca_cert(), dir / "ca.pem",
+                                   std::filesystem::copy_options::overwrite_existing);
+        REQUIRE(std::system(("openssl rehash '" + dir.string() + "' >/dev/null 2>&1").c_str()) == 0);
+        const char* old = std::getenv("SSL_CERT_DIR");
+        const std::string saved = old ? old : "";
+        ::setenv("SSL_CERT_DIR", dir.c_str(), 1);
+        auto cctx = tls::context::make_client({}); // system store only
+        if (old)
+            ::setenv("SSL_CERT_DIR", saved.c_str(), 1);
+        else
+            ::unsetenv("SSL_CERT_DIR");
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+        auto r = handshake(io, cctx, sctx);
+        CHECK_FALSE(r.client.error);
     }
     SECTION("explicit opt-out accepts anything") {
         tls::client_options o;
