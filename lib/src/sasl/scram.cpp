@@ -5,6 +5,7 @@
 #include <xmpp/sasl.hpp>
 
 #include "detail.hpp"
+#include "detail/base64.hpp"
 
 #include <algorithm>
 #include <array>
@@ -22,62 +23,16 @@ namespace xmpp::sasl {
 
 namespace detail {
 
-// --- base64 (RFC 4648 4) -------------------------------------------------------
-
-namespace {
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<std::int8_t, 256> b64_table = [] {
-    std::array<std::int8_t, 256> t{};
-    for (auto& v : t) v = -1;
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64_alphabet[i])] = static_cast<std::int8_t>(i);
-    return t;
-}();
-} // namespace
+// --- base64: the library's strict codec (lib/src/detail/base64.hpp), over bytes ---
 
 std::string base64_encode(std::span<const std::uint8_t> data) {
-    std::string out;
-    out.reserve((data.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 3 <= data.size(); i += 3) {
-        const std::uint32_t v = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
-        out += b64_alphabet[(v >> 18) & 63];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += b64_alphabet[(v >> 6) & 63];
-        out += b64_alphabet[v & 63];
-    }
-    if (const std::size_t rest = data.size() - i; rest > 0) {
-        std::uint32_t v = std::uint32_t{data[i]} << 16;
-        if (rest == 2) v |= std::uint32_t{data[i + 1]} << 8;
-        out += b64_alphabet[(v >> 18) & 63];
-        out += b64_alphabet[(v >> 12) & 63];
-        out += rest == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
+    return xmpp::detail::base64_encode(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view s) {
-    if (s.size() % 4 != 0) return std::nullopt;
-    std::vector<std::uint8_t> out;
-    out.reserve(s.size() / 4 * 3);
-    for (std::size_t i = 0; i < s.size(); i += 4) {
-        const bool last = i + 4 == s.size();
-        int pad = 0;
-        if (last && s[i + 3] == '=') pad = s[i + 2] == '=' ? 2 : 1;
-        std::uint32_t v = 0;
-        for (int k = 0; k < 4 - pad; ++k) {
-            const auto d = b64_table[static_cast<unsigned char>(s[i + k])];
-            if (d < 0) return std::nullopt; // also '=' in the middle
-            v |= static_cast<std::uint32_t>(d) << (18 - 6 * k);
-        }
-        // Pad bits must be zero (RFC 4648 3.5), or two texts would decode alike.
-        if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return std::nullopt;
-        out.push_back(static_cast<std::uint8_t>(v >> 16));
-        if (pad < 2) out.push_back(static_cast<std::uint8_t>(v >> 8));
-        if (pad < 1) out.push_back(static_cast<std::uint8_t>(v));
-    }
-    return out;
+    auto text = xmpp::detail::base64_decode(s);
+    if (!text) return std::nullopt;
+    return std::vector<std::uint8_t>(text->begin(), text->end());
 }
 
 // --- SASLprep (RFC 4013) ---------------------------------------------------------
