@@ -4,9 +4,6 @@
 
 #include "testbed/pki.hpp"
 #include "testbed/process.hpp"
-// test_tls is a unit test and does not link the testbed library; its one
-// dependency (process.cpp) is compiled in here.
-#include "testbed/process.cpp"
 
 #include <xmpp/tls.hpp>
 
