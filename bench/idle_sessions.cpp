@@ -16,12 +16,18 @@
 //                        wait_read(): the floor under the TLS figure
 //   idle_asio_ssl_stream asio::ssl::stream + a parked async_read_some(),
 //                        as a reference (the server speaks TLS to it too)
-// To add a phase (e.g. whole idle sessions), derive from `phase` and add a
-// measure() line in main().
+//   idle_tls_session     whole xmpp::session objects against a throwaway
+//                        Prosody: STARTTLS (TLS 1.3, verified), SCRAM-SHA-256,
+//                        bind (one account, a resource per session), then
+//                        idle with the reader parked: what an application
+//                        holds per connected account
+// To add a phase, derive from `phase` and add a measure() line in main().
 //
 // Prints BENCH lines; see bench/RESULTS.md.
 #include "testbed/pki.hpp"
+#include "testbed/servers.hpp"
 
+#include <xmpp/session.hpp>
 #include <xmpp/tls.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -196,6 +202,35 @@ private:
     std::vector<std::unique_ptr<stream>> streams_;
 };
 
+// Whole sessions against Prosody: the figure the issue's target is about.
+class session_phase final : public phase {
+public:
+    session_phase(const setup& s, const xmpp::testbed::server& server) : server_(server) {
+        sessions_.reserve(static_cast<std::size_t>(s.n) + 16);
+    }
+    const char* name() const override { return "idle_tls_session"; }
+
+    asio::awaitable<void> open_one(asio::io_context& io, tcp::endpoint) override {
+        xmpp::session_options o;
+        const auto& acct = server_.accounts().front();
+        o.address = xmpp::jid::parse(acct.user + "@" + server_.domain() + "/r" + std::to_string(sessions_.size()));
+        o.password = acct.password;
+        o.host = "127.0.0.1";
+        o.port = server_.c2s_port();
+        o.tls.ca_file = server_.ca_file().string();
+        o.tls.use_system_store = false;
+        o.sasl.mechanisms = {"SCRAM-SHA-256"};
+        sessions_.push_back(std::make_unique<xmpp::session>(io.get_executor(), std::move(o)));
+        co_await sessions_.back()->async_connect(asio::use_awaitable);
+    }
+
+    void close_all() override { sessions_.clear(); }
+
+private:
+    const xmpp::testbed::server& server_;
+    std::vector<std::unique_ptr<xmpp::session>> sessions_;
+};
+
 struct figures {
     std::string name;
     double bytes = 0, rss = 0;
@@ -352,6 +387,13 @@ int main(int argc, char** argv) {
         report(measure(s, std::make_unique<transport_phase>(s, true)), n);
         report(measure(s, std::make_unique<transport_phase>(s, false)), n);
         report(measure(s, std::make_unique<asio_ssl_phase>(s)), n);
+        {
+            xmpp::testbed::prosody_options po;
+            po.accounts = {{"bench", "bench-pass"}};
+            po.max_clients_hint = static_cast<std::size_t>(n) + 64;
+            xmpp::testbed::prosody_server prosody(po);
+            report(measure(s, std::make_unique<session_phase>(s, prosody)), n);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "idle_sessions: %s\n", e.what());
         rc = 1;

@@ -77,6 +77,8 @@ struct client_options {
     /// Optional client certificate chain and key (PEM), e.g. for SASL
     /// EXTERNAL (XEP-0178).  Both or neither.
     std::string client_cert_file, client_key_file;
+
+    bool operator==(const client_options&) const = default;
 };
 
 /// Settings of a server context.
@@ -111,6 +113,15 @@ public:
     /// what()) when a CA, certificate or key cannot be loaded or a version
     /// is not valid.
     static context make_client(const client_options& opts);
+
+    /// A client context for `opts`, shared: while any context made by this
+    /// function from equal options is alive, the same one is returned, so
+    /// that many connections cost one SSL_CTX (xmpp::session uses it).
+    /// Throws as make_client().  Thread safe.  Do not change the returned
+    /// context's native_handle(): other connections use it too.  The
+    /// system store is read when the context is first built (a later change
+    /// of $SSL_CERT_DIR is seen once every such context has gone).
+    static context shared_client(const client_options& opts);
 
     /// Builds a server context; throws as make_client(), also when the
     /// certificate or the key is missing or they do not match.

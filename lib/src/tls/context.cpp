@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 #include <openssl/bio.h>
@@ -206,6 +207,21 @@ context context::make_client(const client_options& opts) {
     if (!opts.client_cert_file.empty()) load_cert_and_key(ctx, opts.client_cert_file, opts.client_key_file);
     s->alpn_wire = alpn_wire(opts.alpn);
     return context(std::move(s));
+}
+
+context context::shared_client(const client_options& opts) {
+    // Few distinct option sets live at once in a process: a list, pruned
+    // of dead entries on each call, is enough.
+    static std::mutex mutex;
+    static std::vector<std::pair<client_options, std::weak_ptr<const detail::context_state>>> cache;
+    std::lock_guard lk(mutex);
+    std::erase_if(cache, [](const auto& e) { return e.second.expired(); });
+    for (const auto& [o, weak] : cache)
+        if (o == opts)
+            if (auto s = weak.lock()) return context(std::move(s));
+    context c = make_client(opts);
+    cache.emplace_back(opts, c.state_);
+    return c;
 }
 
 context context::make_server(const server_options& opts) {

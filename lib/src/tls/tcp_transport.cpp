@@ -21,6 +21,10 @@ tcp_transport::tcp_transport(asio::ip::tcp::socket sock) : sock_(std::move(sock)
     // read_some() must report would_block rather than block.
     error_code ec;
     sock_.non_blocking(true, ec);
+    // Stanzas are small and a peer waits for each (SASL steps, IQs): without
+    // this, Nagle holds the second of two small writes until the peer's
+    // delayed ACK (~40 ms on Linux).  The writer batches stanzas itself.
+    sock_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 std::size_t tcp_transport::read_some(asio::mutable_buffer buf, error_code& ec) {

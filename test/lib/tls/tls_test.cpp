@@ -348,6 +348,29 @@ TEST_CASE("tls::context: the system trust store is found, and only when asked fo
     X509_free(cert);
 }
 
+TEST_CASE("tls::context::shared_client: one context per live option set", "[tls]") {
+    tls::client_options a;
+    a.use_system_store = false;
+    a.ca_file = pki().ca.ca_cert().string();
+    tls::client_options b = a;
+    b.alpn = {"xmpp-client"};
+
+    auto a1 = tls::context::shared_client(a);
+    auto a2 = tls::context::shared_client(a);
+    auto b1 = tls::context::shared_client(b);
+    CHECK(a1.native_handle() == a2.native_handle());
+    CHECK(a1.native_handle() != b1.native_handle());
+    // make_client() never shares.
+    CHECK(tls::context::make_client(a).native_handle() != a1.native_handle());
+    // A shared context works like any other.
+    CHECK_FALSE(a1.is_server());
+    // Bad options throw as make_client() does, and leave nothing behind.
+    tls::client_options bad = a;
+    bad.ca_file = "/nonexistent/ca.pem";
+    CHECK_THROWS_AS(tls::context::shared_client(bad), boost::system::system_error);
+    CHECK_THROWS_AS(tls::context::shared_client(bad), boost::system::system_error);
+}
+
 TEST_CASE("tls::connect/accept: wrong arguments are refused", "[tls]") {
     asio::io_context io;
     auto cctx = tls::context::make_client(trusting_client());
