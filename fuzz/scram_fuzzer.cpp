@@ -141,13 +141,39 @@ std::vector<std::string_view> split_commas(std::string_view s) {
     }
 }
 
-// attr-val = ALPHA "=" value; value = 1*value-char; value-char excludes NUL
-// and ',' (value-safe-char / "=").
+// UTF8-char (RFC 3629 4), spelled out as its ABNF: the byte ranges of
+// each lead byte's second byte, then continuation bytes.
+bool utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        unsigned lo = 0x80, hi = 0xbf;
+        std::size_t tail = 0;
+        if (b < 0x80) tail = 0;
+        else if (b >= 0xc2 && b <= 0xdf) tail = 1;
+        else if (b == 0xe0) tail = 2, lo = 0xa0;
+        else if ((b >= 0xe1 && b <= 0xec) || b == 0xee || b == 0xef) tail = 2;
+        else if (b == 0xed) tail = 2, hi = 0x9f;
+        else if (b == 0xf0) tail = 3, lo = 0x90;
+        else if (b >= 0xf1 && b <= 0xf3) tail = 3;
+        else if (b == 0xf4) tail = 3, hi = 0x8f;
+        else return false;
+        if (s.size() - i <= tail) return false;
+        for (std::size_t k = 1; k <= tail; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xbf)) return false;
+        }
+        i += tail + 1;
+    }
+    return true;
+}
+
+// attr-val = ALPHA "=" value; value = 1*value-char; value-char is UTF8-char
+// but NUL and ',' (value-safe-char / "=").
 bool attr_val(std::string_view part) {
     if (part.size() < 3 || part[1] != '=') return false;
     const char a = part[0];
     if (!((a >= 'a' && a <= 'z') || (a >= 'A' && a <= 'Z'))) return false;
-    return part.find('\0') == std::string_view::npos;
+    return part.find('\0') == std::string_view::npos && utf8(part);
 }
 
 struct server_first_verdict {

@@ -353,4 +353,14 @@ jid jid::with_resource(std::string_view r, boost::system::error_code& ec) const 
     return assemble(localpart(), domainpart(), prepared);
 }
 
+std::string domain_to_ascii(const jid& j, boost::system::error_code& ec) {
+    ec = {};
+    std::string out;
+    if (j.empty() || detail::idna_to_ascii(j.domainpart(), out) != detail::precis_status::ok) {
+        ec = jid_errc::domainpart_invalid;
+        out.clear();
+    }
+    return out;
+}
+
 } // namespace xmpp

@@ -270,7 +270,7 @@ public:
         std::lock_guard lk(info_mutex_);
         address_ = std::move(j);
     }
-    const std::string& peer_domain() const noexcept override { return domain_; }
+    const std::string& peer_domain() const noexcept override { return domain_ascii_; }
     bool is_initiator() const noexcept override { return true; }
     void set_auth_mechanism(std::string name) override {
         std::lock_guard lk(info_mutex_);
@@ -332,6 +332,12 @@ private:
     asio::awaitable<void> connect_main() {
         domain_ = std::string(opts_.address.domainpart());
         if (domain_.empty()) throw system_error(make_error_code(errc::invalid_argument), "the account JID has no domain");
+        // The JID holds U-labels; DNS, SNI and the certificate check need
+        // A-labels (RFC 5890, RFC 6125 6.4.2). The stream header keeps the
+        // JID's form (RFC 7622 3.2).
+        error_code idn_ec;
+        domain_ascii_ = domain_to_ascii(opts_.address, idn_ec);
+        if (idn_ec) throw system_error(idn_ec, "the account's domain has no DNS form");
         resolver_ = std::make_unique<net::resolver>(strand_, opts_.dns);
 
         std::vector<net::connect_target> targets;
@@ -340,7 +346,7 @@ private:
             if (port == 0) port = opts_.direct_tls ? 5223 : 5222;
             targets.push_back({opts_.host, port, opts_.direct_tls});
         } else {
-            targets = co_await net::resolve_xmpp(*resolver_, domain_);
+            targets = co_await net::resolve_xmpp(*resolver_, domain_ascii_);
         }
         auto [sock, target] = co_await net::dial(*resolver_, std::move(targets), opts_.connect_timeout);
 
@@ -354,7 +360,7 @@ private:
         if (target.direct_tls) {
             // XEP-0368: ALPN xmpp-client, SNI and verification against the
             // JID's domain, not the SRV target (RFC 7590 3.2).
-            transport_ = co_await tls::connect(std::move(sock), tls_ctx, domain_);
+            transport_ = co_await tls::connect(std::move(sock), tls_ctx, domain_ascii_);
             state_ |= session_state::secure;
         } else {
             transport_ = tls::make_tcp_transport(std::move(sock));
@@ -705,7 +711,8 @@ private:
     session_options opts_;
     xml::reader reader_;
     jid address_;
-    std::string domain_;
+    std::string domain_;       // the JID's domainpart (U-labels)
+    std::string domain_ascii_; // the same with A-labels, for DNS and TLS
     std::unique_ptr<net::resolver> resolver_;
     std::unique_ptr<transport> transport_;
     session_state state_ = session_state::none;

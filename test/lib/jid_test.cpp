@@ -313,6 +313,30 @@ TEST_CASE("domainpart: IDNA2008 via UTS #46", "[jid][domain]") {
     CHECK(parse_error("\u00FC..de") == jid_errc::domainpart_invalid);
 }
 
+TEST_CASE("domain_to_ascii: A-labels for DNS, SNI and certificate checks", "[jid][domain]") {
+    boost::system::error_code ec;
+    CHECK(domain_to_ascii(parse_ok("user@B\u00FCcher.DE./r"), ec) == "xn--bcher-kva.de");
+    CHECK_FALSE(ec);
+    CHECK(domain_to_ascii(parse_ok("\u4F8B.\u4E2D\u56FD"), ec) == "xn--fsq.xn--fiqs8s");
+    CHECK(domain_to_ascii(parse_ok("fa\u00DF.de"), ec) == "xn--fa-hia.de"); // nontransitional: not "fass.de"
+    CHECK_FALSE(ec);
+    // ASCII names and IP literals stay as they are, without ICU.
+    const auto before = xmpp::detail::precis_icu_calls();
+    CHECK(domain_to_ascii(parse_ok("juliet@Example.COM"), ec) == "example.com");
+    CHECK(domain_to_ascii(parse_ok("[2001:db8::1]"), ec) == parse_ok("[2001:db8::1]").domainpart());
+    CHECK(domain_to_ascii(parse_ok("192.0.2.1"), ec) == "192.0.2.1");
+    CHECK(xmpp::detail::precis_icu_calls() == before);
+    CHECK_FALSE(ec);
+    // Valid as a JID (1023 octets), too long for DNS once A-labels.
+    std::string long_name;
+    for (int i = 0; i < 10; ++i) long_name += repeat("\u00FC", 20) + ".";
+    long_name += "de";
+    CHECK(domain_to_ascii(parse_ok(long_name), ec).empty());
+    CHECK(ec == jid_errc::domainpart_invalid);
+    CHECK(domain_to_ascii(jid(), ec).empty());
+    CHECK(ec == jid_errc::domainpart_invalid);
+}
+
 TEST_CASE("domainpart: IP literals", "[jid][domain]") {
     CHECK(parse_ok("user@192.0.2.1/r").domainpart() == "192.0.2.1");
     CHECK(parse_ok("192.0.2.1.").domainpart() == "192.0.2.1");

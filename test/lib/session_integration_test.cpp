@@ -2,8 +2,10 @@
 // 23.01 on loopback (tools/testbed), the same cases for both.
 #include "test_catch.hpp"
 
+#include "testbed/dnsmasq.hpp"
 #include "testbed/servers.hpp"
 
+#include <xmpp/net/resolver.hpp>
 #include <xmpp/session.hpp>
 #include <xmpp/stanza_error.hpp>
 
@@ -274,4 +276,139 @@ TEST_CASE("session refuses what it must refuse") {
             CHECK_FALSE(has_all(s.state(), session_state::authenticated));
         }
     }
+}
+
+namespace {
+
+// A TCP port on 127.0.0.1 with nobody listening (bound, then released).
+unsigned short closed_port() {
+    asio::io_context io;
+    asio::ip::tcp::acceptor a(io, {asio::ip::address_v4::loopback(), 0});
+    const auto port = a.local_endpoint().port();
+    a.close();
+    return port;
+}
+
+// Options that leave the choice of host and port to DNS.
+session_options srv_options(const testbed::server& srv, const testbed::dnsmasq& dns) {
+    session_options o;
+    o.address = jid::parse("alice@" + srv.domain());
+    o.password = "alice-pass";
+    o.tls.ca_file = srv.ca_file().string();
+    o.tls.use_system_store = false;
+    o.dns.servers = dns.servers();
+    o.dns.timeout = std::chrono::milliseconds(1000);
+    o.step_timeout = std::chrono::seconds(10);
+    return o;
+}
+
+// Connects, records whether STARTTLS was used, pings, closes.
+struct srv_outcome {
+    boost::system::error_code ec;
+    bool starttls = false;
+    std::string error_text;
+};
+
+srv_outcome connect_via_dns(asio::io_context& io, session_options o) {
+    auto written = std::make_shared<std::string>();
+    o.on_write = [written](std::string_view b) { written->append(b); };
+    session s(io.get_executor(), std::move(o));
+    srv_outcome out;
+    out.ec = try_connect(io, s);
+    out.error_text = s.last_error().what();
+    out.starttls = written->find("<starttls") != std::string::npos;
+    if (!out.ec) {
+        run(io, [&]() -> asio::awaitable<void> {
+            auto r = co_await s.async_send_iq(make_iq(iq_type::get, std::string(s.address().domainpart()), "ping",
+                                                      "urn:xmpp:ping"),
+                                              use_awaitable);
+            CHECK(r.root().attr("type") == "result");
+        });
+        close(io, s);
+    }
+    return out;
+}
+
+} // namespace
+
+// RFC 6120 3.2 and XEP-0368 through a real DNS server: the session finds
+// the host and port only in SRV records served by dnsmasq on loopback, and
+// verifies the certificate against the JID's domain, not the SRV target.
+TEST_CASE("session finds the server through DNS SRV records") {
+    testbed::prosody_options po;
+    po.domain = "xmpp.test";
+    po.accounts = accounts;
+    testbed::prosody_server srv(po);
+    asio::io_context io;
+    const std::vector<testbed::dns_host_record> hosts = {{"direct.xmpp.test", "127.0.0.1", ""},
+                                                         {"c2s.xmpp.test", "127.0.0.1", ""}};
+
+    { // both services: direct TLS first by priority (XEP-0368 4)
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpps-client._tcp.xmpp.test", "direct.xmpp.test", srv.direct_tls_port(), 0, 0},
+                 {"_xmpp-client._tcp.xmpp.test", "c2s.xmpp.test", srv.c2s_port(), 10, 0}};
+        d.hosts = hosts;
+        testbed::dnsmasq dns(d);
+        auto r = connect_via_dns(io, srv_options(srv, dns));
+        INFO(r.error_text);
+        REQUIRE_FALSE(r.ec);
+        CHECK_FALSE(r.starttls);
+    }
+    { // STARTTLS first by priority
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpps-client._tcp.xmpp.test", "direct.xmpp.test", srv.direct_tls_port(), 10, 0},
+                 {"_xmpp-client._tcp.xmpp.test", "c2s.xmpp.test", srv.c2s_port(), 0, 0}};
+        d.hosts = hosts;
+        testbed::dnsmasq dns(d);
+        auto r = connect_via_dns(io, srv_options(srv, dns));
+        INFO(r.error_text);
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.starttls);
+    }
+    { // the first target is down: the next one is tried (RFC 6120 3.2.1 step 9)
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpps-client._tcp.xmpp.test", "direct.xmpp.test", closed_port(), 0, 0},
+                 {"_xmpp-client._tcp.xmpp.test", "c2s.xmpp.test", srv.c2s_port(), 10, 0}};
+        d.hosts = hosts;
+        testbed::dnsmasq dns(d);
+        auto r = connect_via_dns(io, srv_options(srv, dns));
+        INFO(r.error_text);
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.starttls);
+    }
+    { // "." for both services: not offered, and no fallback to the domain
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpps-client._tcp.xmpp.test", ".", 0, 0, 0}, {"_xmpp-client._tcp.xmpp.test", ".", 0, 0, 0}};
+        testbed::dnsmasq dns(d);
+        auto r = connect_via_dns(io, srv_options(srv, dns));
+        CHECK(r.ec == net::dns_errc::service_unavailable);
+    }
+    { // the only target is down: a connection error, not a hang
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpp-client._tcp.xmpp.test", "c2s.xmpp.test", closed_port(), 0, 0}};
+        d.hosts = hosts;
+        testbed::dnsmasq dns(d);
+        auto r = connect_via_dns(io, srv_options(srv, dns));
+        CHECK(r.ec == asio::error::connection_refused);
+    }
+}
+
+// An internationalized domain: the JID holds U-labels, DNS, SNI and the
+// certificate the A-labels (RFC 5890, RFC 6125 6.4.2).
+TEST_CASE("session with an IDN domain: A-labels for DNS and TLS") {
+    testbed::prosody_options po;
+    po.domain = "b\u00fccher.test";
+    po.cert_name = "xn--bcher-kva.test";
+    po.accounts = accounts;
+    po.direct_tls = false;
+    testbed::prosody_server srv(po);
+    asio::io_context io;
+    testbed::dnsmasq_options d;
+    d.srv = {{"_xmpp-client._tcp.xn--bcher-kva.test", "c2s.xn--bcher-kva.test", srv.c2s_port(), 0, 0}};
+    d.hosts = {{"c2s.xn--bcher-kva.test", "127.0.0.1", ""}};
+    testbed::dnsmasq dns(d);
+    auto r = connect_via_dns(io, srv_options(srv, dns));
+    INFO(r.error_text);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.starttls);
 }

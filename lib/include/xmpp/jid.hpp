@@ -128,6 +128,15 @@ private:
     std::uint16_t domain_len_ = 0;
 };
 
+/// The domainpart of `j` in the form DNS, SNI (RFC 6066 3) and certificate
+/// name checks (RFC 6125 6.4.2) need: IDNA2008 U-labels become A-labels
+/// ("münchen.example" -> "xn--mnchen-3ya.example", RFC 5890 2.3.2.1); ASCII
+/// names and IP addresses are returned as they are, without an ICU call.
+/// Sets ec to jid_errc::domainpart_invalid (and returns "") when the
+/// A-label form breaks DNS limits (a label over 63 octets, a name over 253)
+/// or `j` is empty.
+std::string domain_to_ascii(const jid& j, boost::system::error_code& ec);
+
 } // namespace xmpp
 
 template <>

@@ -79,7 +79,9 @@ public:
     virtual const jid& local_address() const noexcept = 0;
     /// Record the address the server bound (RFC 6120 7.6.1).
     virtual void set_local_address(jid j) = 0;
-    /// The peer's domain (the server we connect to; the JID's domainpart).
+    /// The peer's domain (the server we connect to; the JID's domainpart)
+    /// in ASCII form, IDN labels as A-labels (see domain_to_ascii()): the
+    /// name TLS checks the certificate against and sends as SNI.
     virtual const std::string& peer_domain() const noexcept = 0;
     /// Record the SASL mechanism that authenticated the stream (for
     /// diagnostics: session::sasl_mechanism()).

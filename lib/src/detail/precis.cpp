@@ -707,4 +707,25 @@ precis_status idna_to_unicode(std::string_view in, std::string& out) {
     return precis_status::ok;
 }
 
+precis_status idna_to_ascii(std::string_view in, std::string& out) {
+    out.clear();
+    if (in.empty()) return precis_status::empty;
+    if (is_ascii(in)) {
+        out.assign(in);
+        return precis_status::ok;
+    }
+    note_icu();
+    if (!is_valid_utf8(in)) return precis_status::invalid_utf8;
+    const UIDNA* idna = uts46();
+    if (idna == nullptr || in.size() > 4096) return precis_status::disallowed;
+    char buf[512]; // 253 octets at most when valid; overflow = too long
+    UIDNAInfo info = UIDNA_INFO_INITIALIZER;
+    UErrorCode err = U_ZERO_ERROR;
+    const int32_t n = uidna_nameToASCII_UTF8(idna, in.data(), static_cast<int32_t>(in.size()), buf,
+                                             sizeof buf, &info, &err);
+    if (U_FAILURE(err) || n <= 0 || info.errors != 0) return precis_status::disallowed;
+    out.assign(buf, static_cast<std::size_t>(n));
+    return precis_status::ok;
+}
+
 } // namespace xmpp::detail

@@ -42,6 +42,14 @@ precis_status opaque_string(std::string_view in, std::string& out, bool force_ic
 /// are left for the caller to check (LDH rules).  Always calls ICU.
 precis_status idna_to_unicode(std::string_view in, std::string& out);
 
+/// Converts a domain name (as idna_to_unicode() gives it) to its ASCII
+/// form: each non-ASCII label as its A-label (RFC 5890 2.3.2.1, UTS #46
+/// nontransitional ToASCII), with DNS length limits enforced (labels of at
+/// most 63 octets, at most 253 in all).  Pure ASCII is copied without an ICU
+/// call (its length is not checked: XMPP allows longer names, DNS will
+/// refuse them).
+precis_status idna_to_ascii(std::string_view in, std::string& out);
+
 /// How many times ICU-backed code ran on this thread (a test hook: it proves
 /// that the ASCII fast paths stay away from ICU).
 std::uint64_t precis_icu_calls() noexcept;

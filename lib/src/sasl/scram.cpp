@@ -6,6 +6,7 @@
 
 #include "detail.hpp"
 #include "detail/base64.hpp"
+#include "detail/precis.hpp" // is_valid_utf8
 
 #include <algorithm>
 #include <array>
@@ -140,16 +141,19 @@ struct attribute {
     std::string_view value;
 };
 
-// Splits a message into attributes. Every part must be ALPHA "=" value.
+// Splits a message into attributes. Every part must be ALPHA "=" value,
+// value = 1*value-char: UTF-8 without NUL (RFC 5802 7), ',' being the
+// separator. Extensions we ignore are held to it as well.
 std::optional<std::vector<attribute>> split_attributes(std::string_view msg) {
     std::vector<attribute> out;
     std::size_t pos = 0;
     while (true) {
         const std::size_t comma = msg.find(',', pos);
         const std::string_view part = msg.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
-        if (part.size() < 2 || part[1] != '=') return std::nullopt;
+        if (part.size() < 3 || part[1] != '=') return std::nullopt;
         const char n = part[0];
         if (!((n >= 'a' && n <= 'z') || (n >= 'A' && n <= 'Z'))) return std::nullopt;
+        if (part.find('\0') != std::string_view::npos || !xmpp::detail::is_valid_utf8(part)) return std::nullopt;
         out.push_back({n, part.substr(2)});
         if (comma == std::string_view::npos) break;
         pos = comma + 1;
