@@ -23,6 +23,7 @@ public:
         case errc::bind_failed: return "resource binding failed";
         case errc::bad_stream_header: return "unusable stream header from the peer";
         case errc::invalid_argument: return "invalid argument";
+        case errc::send_queue_full: return "outbound queue full: the peer does not read";
         }
         return ev == 0 ? "no error" : "unknown xmpp error " + std::to_string(ev);
     }

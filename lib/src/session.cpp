@@ -129,6 +129,10 @@ public:
             complete(std::move(h), strand_, make_error_code(errc::not_connected));
             return;
         }
+        if (!queue_has_room(bytes.size())) {
+            complete(std::move(h), strand_, make_error_code(errc::send_queue_full));
+            return;
+        }
         enqueue(std::move(bytes), std::move(h));
     }
 
@@ -156,6 +160,10 @@ public:
         std::string bytes;
         if (auto ec = xml::write(root, bytes, xml::ns::client)) {
             complete(std::move(h), strand_, ec, xml::element());
+            return;
+        }
+        if (!queue_has_room(bytes.size())) {
+            complete(std::move(h), strand_, make_error_code(errc::send_queue_full), xml::element());
             return;
         }
         pending_iq p;
@@ -478,6 +486,11 @@ private:
 
     // --- writer -------------------------------------------------------------------------------
 
+    // out_ holds what waits behind the write in progress.
+    bool queue_has_room(std::size_t n) const noexcept {
+        return out_.size() <= opts_.max_send_queue && n <= opts_.max_send_queue - out_.size();
+    }
+
     void enqueue(std::string bytes, asio::any_completion_handler<void(error_code)> h) {
         out_ += bytes;
         if (h) write_waiters_.push_back(std::move(h));
@@ -487,7 +500,7 @@ private:
         }
     }
 
-    asio::awaitable<void> write_loop(std::shared_ptr<session_impl> self) {
+    asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session_impl> self) {
         while (!out_.empty()) {
             std::string batch;
             batch.swap(out_); // everything queued so far goes out in one write
@@ -517,7 +530,7 @@ private:
         asio::co_spawn(strand_, read_loop(shared_from_this()), asio::detached);
     }
 
-    asio::awaitable<void> read_loop(std::shared_ptr<session_impl> self) {
+    asio::awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<session_impl> self) {
         error_info failure;
         try {
             for (;;) {
@@ -577,7 +590,7 @@ private:
         asio::co_spawn(strand_, run_handler(shared_from_this(), xml::element::copy_of(e)), asio::detached);
     }
 
-    asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, xml::element e) {
+    asio::awaitable<void> run_handler([[maybe_unused]] std::shared_ptr<session_impl> self, xml::element e) {
         const bool request = iq_view(e.root()).is_request();
         // Kept for the automatic answer: the handler may move its copy out.
         xml::element request_copy;
@@ -600,6 +613,14 @@ private:
         if (!reply) return;
         std::string bytes;
         if (xml::write(reply.root(), bytes, xml::ns::client)) return;
+        if (!queue_has_room(bytes.size())) {
+            // The server keeps asking and does not read the answers: queuing
+            // more would grow without bound, dropping them would leave its
+            // requests unanswered.
+            end_session({make_error_code(errc::send_queue_full),
+                         "the server sends requests but does not read the replies"}, true);
+            return;
+        }
         enqueue(std::move(bytes), {});
     }
 

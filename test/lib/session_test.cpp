@@ -23,6 +23,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <functional>
+#include <utility>
 
 using namespace xmpp;
 using asio::ip::tcp;
@@ -99,11 +100,19 @@ struct scripted_server {
                               "</stream:stream>");
             break;
         case injection::close: break;
-        case injection::silence: {
-            asio::steady_timer tm(co_await asio::this_coro::executor, std::chrono::seconds(5));
-            co_await tm.async_wait(use_awaitable);
+        case injection::silence:
+            // Say nothing until the client gives up and goes away.
+            try {
+                for (;;) {
+                    co_await t->wait_read();
+                    char b[256];
+                    boost::system::error_code ec;
+                    t->read_some(asio::buffer(b), ec);
+                    if (ec && ec != asio::error::would_block) break;
+                }
+            } catch (const std::exception&) {
+            }
             break;
-        }
         case injection::truncated: co_await t->write(normal.substr(0, normal.size() / 2)); break;
         case injection::wrong_element: co_await t->write("<message xmlns='jabber:client' id='zz'/>"); break;
         }
@@ -111,7 +120,13 @@ struct scripted_server {
         co_return false;
     }
 
+    bool finished = false; // serve() has returned
+
     asio::awaitable<void> serve() {
+        struct on_exit {
+            bool& f;
+            ~on_exit() { f = true; }
+        } exit_flag{finished};
         try {
             auto sock = co_await acceptor.async_accept(use_awaitable);
             t = tls::make_tcp_transport(std::move(sock));
@@ -194,7 +209,10 @@ struct fixture {
             done = true;
             error = e;
         });
-        io.run_for(std::chrono::seconds(20));
+        // Until done, not until the io_context runs out of work: a server
+        // coroutine may still be waiting.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!done && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
         REQUIRE(done);
         if (error) std::rethrow_exception(error);
     }
@@ -248,7 +266,10 @@ TEST_CASE("session: negotiation with a failure injected at every server step") {
                 break;
             case injection::none: break;
             }
-            fx.io.run_for(std::chrono::milliseconds(50));
+            // The server coroutine refers to `srv`: let it end first.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            while (!srv.finished && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
+            REQUIRE(srv.finished);
         }
     }
 }
@@ -424,4 +445,109 @@ TEST_CASE("session: a certificate for another name is refused") {
     });
     CHECK(result == tls::errc::hostname_mismatch);
     CHECK_FALSE(srv.plain_auth_seen);
+}
+
+TEST_CASE("session: a peer that does not read fills the bounded send queue") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    // The server stops reading at the first stanza until told to go on.
+    asio::steady_timer resume(io, std::chrono::hours(1));
+    srv.on_stanza = [&](scripted_server&, xml::node) -> asio::awaitable<void> {
+        if (resume.expiry() == asio::steady_timer::time_point::max()) co_return;
+        co_await resume.async_wait(asio::as_tuple(use_awaitable)); // cancelled: go on
+        resume.expires_at(asio::steady_timer::time_point::max());
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto opts = fx.options(srv.port());
+    opts.max_send_queue = 64 * 1024;
+    session s(io.get_executor(), opts);
+    fx.run([&]() -> asio::awaitable<void> { co_await s.async_connect(use_awaitable); });
+
+    // Send without waiting for completions, a few at a time, letting the
+    // writer run in between, until the queue refuses: the socket buffers
+    // fill first (megabytes on loopback), then the queue.
+    const std::string body(32 * 1024, 'x');
+    int issued = 0, ok = 0, full = 0, other = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (full == 0 && issued < 4000 && std::chrono::steady_clock::now() < until) {
+        for (int k = 0; k < 4; ++k, ++issued)
+            s.async_send(make_message("bob@localhost", body), [&](boost::system::error_code ec) {
+                if (!ec) ++ok;
+                else if (ec == errc::send_queue_full) ++full;
+                else ++other;
+            });
+        io.poll();
+    }
+    io.run_for(std::chrono::milliseconds(100));
+    CHECK(full > 0);
+    CHECK(ok + full < issued); // accepted ones still wait for the peer
+    CHECK(has_all(s.state(), session_state::ready));
+    // An IQ is refused the same way while the queue is full.
+    boost::system::error_code iq_ec;
+    auto big_iq = make_iq(iq_type::set, "localhost", "big", "urn:x:big");
+    auto big_payload = iq_view(big_iq.root()).payload();
+    REQUIRE(big_payload);
+    big_payload.set_text(std::string(64 * 1024, 'y')); // alone over the limit
+    bool iq_done = false;
+    s.async_send_iq(std::move(big_iq), [&](boost::system::error_code ec, xml::element) {
+        iq_ec = ec;
+        iq_done = true;
+    });
+    io.run_for(std::chrono::milliseconds(50));
+    io.run_for(std::chrono::milliseconds(50));
+    CHECK(iq_ec == errc::send_queue_full);
+
+    // The peer reads again: everything accepted is delivered, nothing lost.
+    resume.cancel();
+    const auto until2 = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (ok + full + other < issued && std::chrono::steady_clock::now() < until2) io.run_for(std::chrono::milliseconds(10));
+    CHECK(ok + full == issued);
+    CHECK(other == 0);
+    CHECK(has_all(s.state(), session_state::ready));
+    fx.run([&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+    const auto until3 = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!srv.finished && std::chrono::steady_clock::now() < until3) io.run_for(std::chrono::milliseconds(10));
+    CHECK(srv.finished);
+}
+
+TEST_CASE("session: a server that floods requests and does not read the replies is cut off") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    // At the first stanza: 100,000 IQ gets nobody handles (each owes a
+    // service-unavailable reply), and no more reading.
+    asio::steady_timer forever(io, std::chrono::hours(1));
+    bool flooded = false;
+    srv.on_stanza = [&](scripted_server& sv, xml::node) -> asio::awaitable<void> {
+        if (std::exchange(flooded, true)) co_return;
+        std::string flood;
+        for (int i = 0; i < 100000; ++i)
+            flood += "<iq type='get' id='f" + std::to_string(i) + "' from='localhost'><query xmlns='urn:x:flood'/></iq>";
+        try {
+            co_await sv.t->write(flood);
+        } catch (const std::exception&) {
+        }
+        co_await forever.async_wait(asio::as_tuple(use_awaitable));
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto opts = fx.options(srv.port());
+    opts.max_send_queue = 64 * 1024;
+    error_info closed_with;
+    opts.on_closed = [&](const error_info& e) { closed_with = e; };
+    session s(io.get_executor(), opts);
+    fx.run([&]() -> asio::awaitable<void> {
+        co_await s.async_connect(use_awaitable);
+        co_await s.async_send(make_message("localhost", "go"), use_awaitable);
+    });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!closed_with.code && std::chrono::steady_clock::now() < until) io.run_for(std::chrono::milliseconds(10));
+    CHECK(closed_with.code == errc::send_queue_full);
+    CHECK(s.last_error().code == errc::send_queue_full);
+    CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+    // Ends a wait in progress, and one not started yet.
+    forever.expires_at(asio::steady_timer::time_point::min());
+    const auto until2 = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!srv.finished && std::chrono::steady_clock::now() < until2) io.run_for(std::chrono::milliseconds(10));
+    CHECK(srv.finished);
 }

@@ -23,6 +23,7 @@ enum class errc {
     bind_failed,           ///< resource binding answered with an error or a bad JID
     bad_stream_header,     ///< the peer's stream header is unusable (version, namespace, id)
     invalid_argument,      ///< e.g. a stanza without the attributes the operation needs
+    send_queue_full,       ///< more than session_options::max_send_queue bytes wait to be written: the peer does not read
 };
 
 /// The category of errc; name() is "xmpp".

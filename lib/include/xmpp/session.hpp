@@ -110,6 +110,12 @@ struct session_options {
     std::chrono::milliseconds close_timeout{5000};
     /// Bytes read per read_some.
     std::size_t read_size = 4096;
+    /// Most bytes that may wait in the outbound queue (beside the write in
+    /// progress). Past it, async_send and async_send_iq complete with
+    /// errc::send_queue_full (the session goes on), and an automatic error
+    /// reply the session owes the server ends the session with that code:
+    /// a server that floods requests and does not read the answers.
+    std::size_t max_send_queue = 1024 * 1024;
 
     /// Features negotiated after the built-in STARTTLS, SASL and bind.
     std::vector<std::shared_ptr<const stream_feature>> extra_features;
