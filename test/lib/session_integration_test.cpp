@@ -136,7 +136,7 @@ TEST_CASE("session against real servers") {
             close(io, s);
         }
 
-        { // -PLUS on TLS 1.2
+        { // -PLUS on TLS 1.2: the default choice, then every variant offered
             auto o = options(*srv, "alice");
             o.tls.max_version = 0x0303;
             session s(io.get_executor(), o);
@@ -145,6 +145,20 @@ TEST_CASE("session against real servers") {
             REQUIRE_FALSE(ec);
             CHECK(s.sasl_mechanism().ends_with("-PLUS"));
             close(io, s);
+            std::vector<std::string> plus = {"SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"};
+            if (k == kind::ejabberd) plus.push_back("SCRAM-SHA-512-PLUS");
+            for (auto& m : plus) {
+                CAPTURE(m);
+                auto po = options(*srv, "alice");
+                po.tls.max_version = 0x0303;
+                po.sasl.mechanisms = {m};
+                session ps(io.get_executor(), po);
+                auto pec = try_connect(io, ps);
+                INFO(ps.last_error().what());
+                REQUIRE_FALSE(pec);
+                CHECK(ps.sasl_mechanism() == m);
+                close(io, ps);
+            }
         }
 
         { // wrong password
