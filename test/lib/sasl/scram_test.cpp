@@ -442,6 +442,49 @@ TEST_CASE("SCRAM accepts extensions after the iteration count") {
     CHECK(m->finished());
 }
 
+TEST_CASE("SCRAM holds extension values to value = 1*value-char (fuzz_scram finding)") {
+    // RFC 5802 7: value-char is a UTF-8 character other than NUL and ','.
+    // Empty values, NUL and broken UTF-8 used to pass in extensions.
+    const std::string sf(rfc5802_server_first);
+    const std::vector<std::string> bad_ext{",x=", std::string(",x=a\0b", 7), ",x=\xff", ",x=\xc3",
+                                           ",x=\xed\xa0\x80" /* surrogate */, ",x=\xc0\xaf" /* overlong */};
+    for (const auto& ext : bad_ext) {
+        INFO("extension: " << ext);
+        auto m = scram("SCRAM-SHA-1", std::string(rfc5802_nonce));
+        first(*m);
+        error_code ec;
+        CHECK(m->respond(sf + ext, ec).empty());
+        CHECK(ec == errc::bad_server_message);
+        // After the right verifier: the server-final is refused as a whole.
+        auto m2 = scram("SCRAM-SHA-1", std::string(rfc5802_nonce));
+        first(*m2);
+        REQUIRE(m2->respond(sf, ec) == rfc5802_client_final);
+        m2->finish(std::string(rfc5802_server_final) + ext, ec);
+        CHECK(ec == errc::bad_server_message);
+        CHECK_FALSE(m2->finished());
+    }
+    // Well-formed UTF-8 and '=' inside a value are fine.
+    const std::string good = sf + ",x=\xc3\xa9t\xc3\xa9=\xf0\x9f\x98\x80";
+    auto m = scram("SCRAM-SHA-1", std::string(rfc5802_nonce));
+    first(*m);
+    error_code ec;
+    const auto cf = m->respond(good, ec);
+    REQUIRE_FALSE(ec);
+    auto expect = ref::compute(EVP_sha1(), "pencil", "n,,", {}, "n=user,r=fyko+d2lbbFgONRv9qkxdawL", good,
+                               "fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j", "QSXCR+Q6sek8bf92", 4096);
+    CHECK(cf == expect.client_final);
+    m->finish(expect.server_final + ",y=\xc3\xa9", ec);
+    CHECK_FALSE(ec);
+    CHECK(m->finished());
+    // An e= with an empty value is still reported as the server's error.
+    auto m3 = scram("SCRAM-SHA-1", std::string(rfc5802_nonce));
+    first(*m3);
+    m3->respond(sf, ec);
+    REQUIRE_FALSE(ec);
+    m3->finish("e=", ec);
+    CHECK(ec == errc::server_error);
+}
+
 TEST_CASE("SCRAM rejects malformed server-final messages") {
     struct row {
         std::string msg;
