@@ -67,9 +67,13 @@ struct client_options {
     /// read lazily (a context costs a few KB); a bundle is parsed into each
     /// context (~1 MB for Debian's), so share contexts between connections.
     bool use_system_store = true;
-    /// Lowest accepted version, 0x0303 = TLS 1.2 (RFC 7590 3.1).
+    /// Lowest accepted version: 0x0303 = TLS 1.2 (RFC 7590 3.1) or 0x0304 =
+    /// TLS 1.3.  Anything below TLS 1.2 is refused with
+    /// errc::invalid_configuration: TLS 1.0 and 1.1 MUST NOT be negotiated
+    /// (RFC 8996).
     int min_version = 0x0303;
-    /// Highest version, 0 = the newest the library has (TLS 1.3).
+    /// Highest version (0x0303 or 0x0304), 0 = the newest the library has
+    /// (TLS 1.3).
     int max_version = 0;
     /// ALPN protocols to offer, e.g. {"xmpp-client"} for direct TLS
     /// (XEP-0368); empty for STARTTLS (none offered).
@@ -147,10 +151,16 @@ std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket sock);
 /// TLS client handshake over a connected socket.  Sends SNI with
 /// `server_name` (not for an IP address) and, unless the context skips
 /// verification, requires a certificate chain to a trusted CA that names
-/// `server_name`: the JID's domainpart, never the SRV target (RFC 7590 3.2,
-/// RFC 6125 6; an IP literal, bracketed or not, is matched against the
-/// certificate's IP addresses).  With ALPN configured the server must
-/// select one of the offered protocols or none (XEP-0368).
+/// `server_name`: the JID's domainpart as A-labels, never the SRV target
+/// (RFC 7590 3.2, RFC 6125 6).  Accepted names (RFC 6120 13.7.2.1): a
+/// DNS-ID (a wildcard only as the whole left-most label, RFC 6125 6.4.3),
+/// an SRV-ID "_xmpp-client.<domain>" (RFC 4985), an XmppAddr equal to the
+/// domain (RFC 6120 13.7.1.4), and the subject CN only when the certificate
+/// has none of DNS-ID, SRV-ID, URI-ID and XmppAddr (RFC 6125 6.4.4).  A
+/// mismatch (errc::hostname_mismatch) fails the handshake before any
+/// application data is sent.  An IP literal, bracketed or not, is matched
+/// against the certificate's IP addresses.  With ALPN configured the
+/// server must select one of the offered protocols or none (XEP-0368).
 ///
 /// Throws boost::system::system_error (see errc) on failure, after closing
 /// the socket; std::invalid_argument for a server context, or an empty

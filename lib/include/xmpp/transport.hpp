@@ -64,7 +64,10 @@ public:
 
     /// Channel-binding data of the named type ("tls-exporter" RFC 9266,
     /// "tls-server-end-point" RFC 5929 4, "tls-unique" RFC 5929 3, only
-    /// under TLS <= 1.2). Empty when the type is unavailable.
+    /// under TLS <= 1.2). Empty when the type is unavailable, including
+    /// tls-exporter and tls-unique on TLS 1.2 without the extended master
+    /// secret (RFC 7627; RFC 9266 3: such values are not unique to the
+    /// connection).
     virtual std::vector<std::uint8_t> channel_binding(std::string_view type) const { (void)type; return {}; }
 
     /// Local and remote endpoint text, for logs ("127.0.0.1:5222").

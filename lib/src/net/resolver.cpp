@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <arpa/nameser.h>
 #include <ares.h>
@@ -163,6 +165,12 @@ struct resolver::impl : std::enable_shared_from_this<resolver::impl> {
     asio::steady_timer timer;
     ares_channel channel = nullptr;
     std::unordered_map<ares_socket_t, std::shared_ptr<watcher>> watchers;
+    // dial()'s sockets with a TCP connect in flight: cancel() and shutdown()
+    // close them, so that the connect ends at once, not at its timeout.
+    std::vector<asio::ip::tcp::socket*> connecting;
+    // Bumped by cancel() and shutdown(): a dial() or resolve_xmpp() begun
+    // before stops at its next step (a completion may already be queued).
+    std::uint64_t generation = 0;
 
     impl(asio::any_io_executor e, const resolver_options& o) : ex(std::move(e)), timer(ex) {
         init_library();
@@ -171,7 +179,17 @@ struct resolver::impl : std::enable_shared_from_this<resolver::impl> {
         opts.sock_state_cb_data = this;
         opts.timeout = static_cast<int>(std::clamp<long long>(o.timeout.count(), 1, INT_MAX));
         opts.tries = std::max(1, o.tries);
-        const int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+        // No search list: ares_getaddrinfo would otherwise try SRV targets
+        // and the fallback domain with resolv.conf's (or $LOCALDOMAIN's)
+        // search domains, so "example.com" could become
+        // "example.com.corp.lan" (or be tried as that first, with ndots).
+        // XMPP names are absolute (RFC 6120 3.2.1).  Not a trailing dot:
+        // c-ares 1.18 would then miss /etc/hosts ("localhost." is not
+        // "localhost").  NOALIASES: $HOSTALIASES would rename dotless names.
+        opts.ndomains = 0;
+        opts.domains = nullptr;
+        opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+        const int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_DOMAINS | ARES_OPT_FLAGS;
         if (int rc = ares_init_options(&channel, &opts, mask); rc != ARES_SUCCESS) {
             channel = nullptr;
             throw_error(from_ares(rc), "ares_init_options");
@@ -190,7 +208,18 @@ struct resolver::impl : std::enable_shared_from_this<resolver::impl> {
 
     ~impl() { shutdown(); }
 
+    // Ends every TCP connect of dial() (operation_aborted) and marks the
+    // dial()s and resolve_xmpp()s in progress as cancelled.
+    void abort_dials() noexcept {
+        ++generation;
+        for (auto* s : connecting) {
+            boost::system::error_code ignored;
+            s->close(ignored);
+        }
+    }
+
     void shutdown() noexcept {
+        abort_dials();
         if (!channel) return;
         // Query callbacks run with ARES_EDESTRUCTION (posted aborts); the
         // socket callback reports (fd, 0, 0) for each socket before close.
@@ -438,6 +467,7 @@ asio::awaitable<std::vector<asio::ip::address>> resolver::lookup_host(std::strin
 }
 
 void resolver::cancel() {
+    impl_->abort_dials();
     if (!impl_->channel) return;
     ares_cancel(impl_->channel); // callbacks run with ARES_ECANCELLED
     impl_->arm_timer();
@@ -457,13 +487,17 @@ asio::awaitable<std::vector<connect_target>> resolve_xmpp(resolver& r, std::stri
     }
     std::string tls_name = "_xmpps-client._tcp." + domain; // XEP-0368
     std::string tcp_name = "_xmpp-client._tcp." + domain;  // RFC 6120 3.2.1
-    auto& im = *r.impl_;
+    // Our own reference: `r` may be destroyed while we wait.
+    const std::shared_ptr<resolver::impl> keep = r.impl_;
+    auto& im = *keep;
+    const auto generation = im.generation;
     auto [order, tls_ec, tls, tcp_ec, tcp] =
         co_await asio::experimental::make_parallel_group(async_srv(im, std::move(tls_name), asio::deferred),
                                                          async_srv(im, std::move(tcp_name), asio::deferred))
             .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
     (void)order;
-    if (tls_ec == asio::error::operation_aborted || tcp_ec == asio::error::operation_aborted)
+    if (tls_ec == asio::error::operation_aborted || tcp_ec == asio::error::operation_aborted ||
+        im.generation != generation)
         throw_error(asio::error::operation_aborted, "resolve_xmpp");
 
     struct tagged {
@@ -500,14 +534,39 @@ asio::awaitable<std::vector<connect_target>> resolve_xmpp(resolver& r, std::stri
     co_return out;
 }
 
+namespace {
+
+// Lists a socket in impl::connecting for the time of one connect.
+class connecting_entry {
+public:
+    connecting_entry(resolver::impl& im, asio::ip::tcp::socket& s) : im_(im), s_(&s) { im_.connecting.push_back(s_); }
+    connecting_entry(const connecting_entry&) = delete;
+    connecting_entry& operator=(const connecting_entry&) = delete;
+    ~connecting_entry() { std::erase(im_.connecting, s_); }
+
+private:
+    resolver::impl& im_;
+    asio::ip::tcp::socket* s_;
+};
+
+} // namespace
+
 asio::awaitable<std::pair<asio::ip::tcp::socket, connect_target>>
 dial(resolver& r, std::vector<connect_target> targets, std::chrono::milliseconds per_attempt) {
     auto ex = co_await asio::this_coro::executor;
+    // Our own reference: `r` may be destroyed while we wait (its destructor
+    // aborts us, and we must not touch it afterwards).
+    const std::shared_ptr<resolver::impl> im = r.impl_;
+    const auto generation = im->generation;
+    auto check_cancelled = [&] {
+        if (im->generation != generation) throw_error(asio::error::operation_aborted, "dial");
+    };
     error_code last = make_error_code(dns_errc::no_targets);
     for (auto& t : targets) {
         // RFC 6120 3.2.1 steps 3-6: every address of a target, then the next target.
-        auto [lookup_ec, addrs] = co_await async_host(*r.impl_, t.host, asio::as_tuple(asio::use_awaitable));
+        auto [lookup_ec, addrs] = co_await async_host(*im, t.host, asio::as_tuple(asio::use_awaitable));
         if (lookup_ec == asio::error::operation_aborted) throw_error(lookup_ec, "dial");
+        check_cancelled();
         if (lookup_ec) {
             last = lookup_ec;
             continue;
@@ -515,12 +574,16 @@ dial(resolver& r, std::vector<connect_target> targets, std::chrono::milliseconds
         for (const auto& a : addrs) {
             asio::ip::tcp::socket s(ex);
             asio::steady_timer timer(ex);
+            // Per address: one that drops SYNs costs `per_attempt`, then the
+            // next address (or target) gets its own.
             timer.expires_after(per_attempt);
             const asio::ip::tcp::endpoint ep(a, t.port);
+            connecting_entry entry(*im, s);
             auto [order, connect_ec, timer_ec] =
                 co_await asio::experimental::make_parallel_group(s.async_connect(ep, asio::deferred),
                                                                  timer.async_wait(asio::deferred))
                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+            check_cancelled(); // also a connect that completed just before cancel() closed it
             if (order[0] == 0) {
                 if (!connect_ec) co_return std::make_pair(std::move(s), t);
                 // Not our timer (it had not fired): the caller cancelled.

@@ -2,7 +2,9 @@
 // category.  Kept free of Asio templates: this TU compiles fast.
 #include "detail.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <xmpp/jid.hpp>
 
 namespace xmpp::tls {
 
@@ -92,12 +97,24 @@ std::string alpn_wire(const std::vector<std::string>& names) {
     return wire;
 }
 
+std::string version_text(int v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%04x", static_cast<unsigned>(v) & 0xffffu);
+    return buf;
+}
+
 void set_versions(SSL_CTX* ctx, int min_version, int max_version) {
-    auto valid = [](int v) { return v >= 0x0301 && v <= 0x0304; };
+    // RFC 8996 2-3: TLS 1.0 and 1.1 MUST NOT be negotiated; RFC 7590 3.1:
+    // TLS 1.2 at least.  So 0x0303 (TLS 1.2) and 0x0304 (TLS 1.3) only.
+    auto valid = [](int v) { return v == 0x0303 || v == 0x0304; };
+    if (min_version < 0x0303 || (max_version != 0 && max_version < 0x0303))
+        config_error("TLS version " + version_text(min_version < 0x0303 ? min_version : max_version) +
+                     " is below TLS 1.2 (0x0303), the minimum: TLS 1.0 and 1.1 MUST NOT be negotiated"
+                     " (RFC 8996, RFC 7590 3.1)");
     if (!valid(min_version) || (max_version != 0 && !valid(max_version)) ||
         (max_version != 0 && max_version < min_version))
-        config_error("invalid TLS version range " + std::to_string(min_version) + ".." +
-                     std::to_string(max_version));
+        config_error("invalid TLS version range " + version_text(min_version) + ".." + version_text(max_version) +
+                     " (versions are 0x0303 for TLS 1.2 or 0x0304 for TLS 1.3; max 0 = newest)");
     if (!SSL_CTX_set_min_proto_version(ctx, static_cast<uint16_t>(min_version)) ||
         !SSL_CTX_set_max_proto_version(ctx, static_cast<uint16_t>(max_version)))
         config_error("TLS version range not supported by the library");
@@ -154,6 +171,192 @@ void load_system_store(SSL_CTX* ctx) {
     ERR_clear_error(); // a missing default file is not an error
 }
 
+// --- Server identity (RFC 6125 6, RFC 6120 13.7.2.1, RFC 7590 3.2) -----------
+
+// The DER contents of the otherName type OIDs we accept.
+constexpr unsigned char oid_srv_name[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07};  // 1.3.6.1.5.5.7.8.7, RFC 4985
+constexpr unsigned char oid_xmpp_addr[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x05}; // 1.3.6.1.5.5.7.8.5, RFC 6120 13.7.1.4
+
+template <std::size_t N>
+bool is_oid(const ASN1_OBJECT* obj, const unsigned char (&der)[N]) {
+    return obj && OBJ_length(obj) == N && std::memcmp(OBJ_get0_data(obj), der, N) == 0;
+}
+
+std::string_view view_of(const ASN1_STRING* s) {
+    if (!s) return {};
+    return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s))};
+}
+
+// RFC 6125 6.4.1: DNS names compare case-insensitively in ASCII (A-labels,
+// RFC 5890); one trailing dot (an absolute name) is not significant.
+std::string_view without_dot(std::string_view s) {
+    if (s.size() > 1 && s.back() == '.') s.remove_suffix(1);
+    return s;
+}
+
+bool ascii_iequal(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lc = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+        if (lc(static_cast<unsigned char>(a[i])) != lc(static_cast<unsigned char>(b[i]))) return false;
+    }
+    return true;
+}
+
+// Printable ASCII without NUL: a presented name that is not cannot match.
+bool plain_ascii(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+// SRV-ID (RFC 4985 2, RFC 6125 6.5.1): IA5String "_Service.Name"; for a
+// client connection the service is "_xmpp-client" (RFC 6120 13.7.2.1) and
+// Name the domain as A-labels.  Both compare case-insensitively, no wildcards.
+bool srv_id_matches(std::string_view id, std::string_view domain) {
+    static constexpr std::string_view service = "_xmpp-client.";
+    return plain_ascii(id) && id.size() > service.size() && ascii_iequal(id.substr(0, service.size()), service) &&
+           ascii_iequal(without_dot(id.substr(service.size())), domain);
+}
+
+// XmppAddr (RFC 6120 13.7.1.4): UTF8String holding a JID in its prepared
+// (U-label) form; a server's is its bare domain.  Prepared and turned into
+// A-labels to compare with the reference domain.
+bool xmpp_addr_matches(std::string_view id, std::string_view domain) {
+    if (id.empty() || id.find('\0') != std::string_view::npos) return false;
+    error_code ec;
+    const jid j = jid::parse(id, ec);
+    if (ec || !j.localpart().empty() || !j.resourcepart().empty()) return false;
+    const std::string ascii = domain_to_ascii(j, ec);
+    return !ec && ascii_iequal(ascii, domain);
+}
+
+// CN-ID (RFC 6125 6.4.4): exact, case-insensitive, no wildcard: it is a
+// last resort (and RFC 9525 drops it), so it is not widened.
+bool cn_matches(X509* cert, std::string_view domain) {
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+        const ASN1_STRING* v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+        unsigned char* utf8 = nullptr;
+        const int len = ASN1_STRING_to_UTF8(&utf8, v);
+        if (len < 0) continue;
+        const std::string_view cn(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(len));
+        const bool ok = plain_ascii(cn) && ascii_iequal(without_dot(cn), domain);
+        OPENSSL_free(utf8);
+        if (ok) return true;
+    }
+    return false;
+}
+
+using general_names = std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)>;
+
+general_names subject_alt_names(X509* cert) {
+    return {static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)),
+            [](GENERAL_NAMES* g) { GENERAL_NAMES_free(g); }};
+}
+
+} // namespace
+
+namespace detail {
+
+bool server_identity_matches(X509* cert, std::string_view domain) {
+    domain = without_dot(domain);
+    if (!cert || !plain_ascii(domain)) return false;
+    // DNS-ID (RFC 6125 6.4.3): the library's matcher; a wildcard only as the
+    // whole left-most label (BoringSSL always, OpenSSL with this flag).  Not
+    // its CN fallback (see below).
+    if (X509_check_host(cert, domain.data(), domain.size(),
+                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr) == 1)
+        return true;
+    bool has_identifier = false; // a DNS-ID, SRV-ID, URI-ID or XmppAddr is present
+    if (auto names = subject_alt_names(cert)) {
+        const auto n = sk_GENERAL_NAME_num(names.get()); // size_t in BoringSSL, int in OpenSSL
+        for (decltype(+n) i = 0; i < n; ++i) {
+            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+            if (gn->type == GEN_DNS || gn->type == GEN_URI) {
+                has_identifier = true;
+            } else if (gn->type == GEN_OTHERNAME) {
+                const OTHERNAME* on = gn->d.otherName;
+                const bool srv = is_oid(on->type_id, oid_srv_name), addr = is_oid(on->type_id, oid_xmpp_addr);
+                if (!srv && !addr) continue;
+                has_identifier = true;
+                const ASN1_TYPE* v = on->value;
+                if (srv && v && v->type == V_ASN1_IA5STRING && srv_id_matches(view_of(v->value.ia5string), domain))
+                    return true;
+                if (addr && v && v->type == V_ASN1_UTF8STRING &&
+                    xmpp_addr_matches(view_of(v->value.utf8string), domain))
+                    return true;
+            }
+        }
+    }
+    // RFC 6125 6.4.4: the CN only when no identifier of those types is
+    // presented.  Not the libraries' fallback: OpenSSL 3 looks only for
+    // dNSName entries, so it takes the CN next to an SRV-ID or XmppAddr;
+    // Debian's BoringSSL never looks at the CN.  The same rule on both.
+    return !has_identifier && cn_matches(cert, domain);
+}
+
+std::string presented_identities(X509* cert) {
+    std::string out;
+    int shown = 0;
+    auto add = [&](std::string_view kind, std::string_view value) {
+        if (shown++ == 6) out += ", ...";
+        if (shown > 6) return;
+        if (!out.empty()) out += ", ";
+        out += kind;
+        out += ':';
+        for (char c : value.substr(0, 80)) out += c >= 0x20 && c < 0x7f ? c : '?';
+    };
+    if (!cert) return out;
+    if (auto names = subject_alt_names(cert)) {
+        const auto n = sk_GENERAL_NAME_num(names.get()); // size_t in BoringSSL, int in OpenSSL
+        for (decltype(+n) i = 0; i < n; ++i) {
+            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+            if (gn->type == GEN_DNS) add("DNS", view_of(gn->d.dNSName));
+            if (gn->type == GEN_URI) add("URI", view_of(gn->d.uniformResourceIdentifier));
+            if (gn->type == GEN_IPADD) add("IP", "(address)");
+            if (gn->type == GEN_OTHERNAME && gn->d.otherName->value) {
+                const ASN1_TYPE* v = gn->d.otherName->value;
+                if (is_oid(gn->d.otherName->type_id, oid_srv_name) && v->type == V_ASN1_IA5STRING)
+                    add("SRV", view_of(v->value.ia5string));
+                if (is_oid(gn->d.otherName->type_id, oid_xmpp_addr) && v->type == V_ASN1_UTF8STRING)
+                    add("XmppAddr", view_of(v->value.utf8string));
+            }
+        }
+    }
+    const X509_NAME* subject = X509_get_subject_name(cert);
+    for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;)
+        add("CN", view_of(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))));
+    return out.empty() ? "no names" : out;
+}
+
+int identity_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+} // namespace detail
+
+namespace {
+
+// The client's certificate check: the chain (X509_verify_cert), then the
+// server's identity against the reference domain the connection attached to
+// its SSL (tls_transport.cpp).  A mismatch fails the handshake inside the
+// certificate message's processing, with X509_V_ERR_HOSTNAME_MISMATCH as the
+// verify result: before the client's Finished, so before any application
+// data.  An IP literal has no reference domain: X509_verify_cert checks it
+// (X509_VERIFY_PARAM_set1_ip_asc).
+int verify_certificate(X509_STORE_CTX* sc, void*) {
+    const int ok = X509_verify_cert(sc);
+    if (ok <= 0) return ok;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(sc, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* id = ssl ? static_cast<detail::peer_identity*>(SSL_get_ex_data(ssl, detail::identity_index())) : nullptr;
+    if (!id) return ok; // an SSL not made by tls::connect: only what its parameters say
+    X509* leaf = X509_STORE_CTX_get0_cert(sc);
+    if (detail::server_identity_matches(leaf, id->reference)) return ok;
+    id->presented = detail::presented_identities(leaf);
+    X509_STORE_CTX_set_error(sc, X509_V_ERR_HOSTNAME_MISMATCH);
+    return 0;
+}
+
 std::shared_ptr<detail::context_state> new_state(bool server) {
     ERR_clear_error();
     auto s = std::make_shared<detail::context_state>();
@@ -195,6 +398,7 @@ context context::make_client(const client_options& opts) {
     set_versions(ctx, opts.min_version, opts.max_version);
     s->verify = !opts.insecure_skip_verify;
     SSL_CTX_set_verify(ctx, s->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    if (s->verify) SSL_CTX_set_cert_verify_callback(ctx, verify_certificate, nullptr);
     if (opts.use_system_store) load_system_store(ctx);
     if (!opts.ca_file.empty() || !opts.ca_path.empty()) {
         const char* file = opts.ca_file.empty() ? nullptr : opts.ca_file.c_str();

@@ -5,6 +5,7 @@
 #include <xmpp/tls.hpp>
 
 #include <string>
+#include <string_view>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -27,6 +28,28 @@ struct context_state {
 struct context_access {
     static const context_state& get(const context& c) noexcept { return *c.state_; }
 };
+
+/// The reference identity of a client connection whose server name is a
+/// DNS domain (RFC 6125 6.2.1), attached to its SSL as ex_data at
+/// identity_index(); the certificate check (context.cpp) reads it.
+struct peer_identity {
+    std::string reference; ///< the domain, A-labels, no trailing dot
+    std::string presented; ///< after a mismatch: the certificate's names, for the error text
+};
+
+/// The SSL ex_data index of a peer_identity.
+int identity_index();
+
+/// True when `cert` names `domain` (A-labels) as an XMPP client's server
+/// (RFC 6120 13.7.2.1): a DNS-ID (RFC 6125 6.4.3: a wildcard only as the
+/// whole left-most label), an SRV-ID "_xmpp-client.<domain>" (RFC 4985),
+/// an XmppAddr equal to the domain (RFC 6120 13.7.1.4), or, only when the
+/// certificate presents none of DNS-ID, SRV-ID, URI-ID and XmppAddr, a
+/// subject CN equal to the domain (RFC 6125 6.4.4).
+bool server_identity_matches(X509* cert, std::string_view domain);
+
+/// "DNS:a.example, SRV:_xmpp-client.a.example, CN:..." for error texts.
+std::string presented_identities(X509* cert);
 
 /// Takes every error off this thread's TLS error queue, as one line of
 /// text ("" when the queue was empty).

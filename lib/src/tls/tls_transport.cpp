@@ -15,6 +15,9 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#ifdef OPENSSL_IS_BORINGSSL
+#include <openssl/bytestring.h>
+#endif
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -177,9 +180,14 @@ public:
         } else if (!host.empty()) {
             ok = SSL_set_tlsext_host_name(ssl_, host.c_str()) == 1; // XEP-0368: SNI = JID domain
             if (ok && st.verify) {
-                // RFC 6125 6.4.3: a wildcard only as the whole left-most label.
-                SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-                ok = SSL_set1_host(ssl_, host.c_str()) == 1;
+                // Not SSL_set1_host: it knows DNS-IDs only, and falls back to
+                // the CN next to an SRV-ID.  The context's certificate
+                // callback checks every XMPP identity type against this
+                // (RFC 6120 13.7.2.1, context.cpp); the object lives as long
+                // as the SSL.
+                identity_.reference = host;
+                if (identity_.reference.size() > 1 && identity_.reference.back() == '.') identity_.reference.pop_back();
+                ok = SSL_set_ex_data(ssl_, detail::identity_index(), &identity_) == 1;
             }
         }
         verify_peer_ = st.verify;
@@ -235,6 +243,18 @@ public:
     void check_client(const detail::context_state& st, const std::string& peer) {
         if (st.verify && SSL_get_verify_result(ssl_) != X509_V_OK)
             throw_handshake_error(SSL_ERROR_SSL, 0, peer, true);
+        if (st.verify && !identity_.reference.empty()) {
+            // Also when the certificate callback was replaced through
+            // native_handle(): no application data to a wrong server.
+            X509* cert = SSL_get_peer_certificate(ssl_);
+            const bool ok = detail::server_identity_matches(cert, identity_.reference);
+            if (!ok) identity_.presented = detail::presented_identities(cert);
+            X509_free(cert);
+            if (!ok)
+                throw system_error(errc::hostname_mismatch, "TLS handshake with " + peer +
+                                                                ": certificate does not name the server (" +
+                                                                identity_.presented + ")");
+        }
         if (!st.alpn_wire.empty()) {
             // XEP-0368: when ALPN is used the protocol MUST be xmpp-client;
             // a server that selects nothing (no ALPN support) is accepted.
@@ -397,8 +417,9 @@ private:
             const long v = SSL_get_verify_result(ssl_);
             // The X.509 reason, e.g. "self signed certificate" or "hostname mismatch".
             const bool name = v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH;
-            throw system_error(name ? errc::hostname_mismatch : errc::certificate_verify_failed,
-                               where + ": " + X509_verify_cert_error_string(v));
+            std::string text = where + ": " + X509_verify_cert_error_string(v);
+            if (name && !identity_.presented.empty()) text += " (certificate names " + identity_.presented + ")";
+            throw system_error(name ? errc::hostname_mismatch : errc::certificate_verify_failed, text);
         }
         if (q.version) throw system_error(errc::protocol_version, where + ": " + q.text);
         if (q.alpn) throw system_error(errc::alpn_mismatch, where + ": " + q.text);
@@ -433,7 +454,10 @@ private:
         if (!cert) return {};
         int md_nid = NID_undef, pk_nid = NID_undef;
 #ifdef OPENSSL_IS_BORINGSSL
-        const bool known = OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid) == 1;
+        const int sig_nid = X509_get_signature_nid(cert);
+        // RSASSA-PSS names its hash in the parameters, not in the OID.
+        const bool known = sig_nid == NID_rsassaPss ? (md_nid = pss_hash_nid(cert)) != NID_undef
+                                                    : OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) == 1;
 #else
         // Also reads the hash parameter of RSA-PSS.
         const bool known = X509_get_signature_info(cert, &md_nid, &pk_nid, nullptr, nullptr) == 1;
@@ -450,11 +474,42 @@ private:
         return out;
     }
 
+#ifdef OPENSSL_IS_BORINGSSL
+    // The hash of an RSASSA-PSS signature (RFC 4055 3.1, RFC 8017 A.2.3):
+    //   RSASSA-PSS-params ::= SEQUENCE {
+    //       hashAlgorithm [0] HashAlgorithm DEFAULT sha1, ... }
+    // BoringSSL has no API for it.  NID_undef when malformed or unknown.
+    static int pss_hash_nid(X509* cert) {
+        const ASN1_BIT_STRING* sig = nullptr;
+        const X509_ALGOR* alg = nullptr;
+        X509_get0_signature(&sig, &alg, cert);
+        int ptype = V_ASN1_UNDEF;
+        const void* pval = nullptr;
+        if (alg) X509_ALGOR_get0(nullptr, &ptype, &pval, alg);
+        if (ptype != V_ASN1_SEQUENCE || !pval) return NID_undef; // the parameters are required
+        const auto* seq = static_cast<const ASN1_STRING*>(pval);
+        CBS der, params;
+        CBS_init(&der, ASN1_STRING_get0_data(seq), static_cast<std::size_t>(ASN1_STRING_length(seq)));
+        if (!CBS_get_asn1(&der, &params, CBS_ASN1_SEQUENCE) || CBS_len(&der) != 0) return NID_undef;
+        constexpr unsigned tag0 = CBS_ASN1_CONTEXT_SPECIFIC | CBS_ASN1_CONSTRUCTED | 0;
+        if (!CBS_peek_asn1_tag(&params, tag0)) return NID_sha1; // the DEFAULT
+        CBS explicit_hash, hash_alg, oid;
+        if (!CBS_get_asn1(&params, &explicit_hash, tag0) ||
+            !CBS_get_asn1(&explicit_hash, &hash_alg, CBS_ASN1_SEQUENCE) ||
+            !CBS_get_asn1(&hash_alg, &oid, CBS_ASN1_OBJECT))
+            return NID_undef;
+        return OBJ_cbs2nid(&oid);
+    }
+#endif
+
     // RFC 5929 3.1: the first Finished message of the latest handshake: the
     // client's in a full handshake, the server's on resumption.  Not
     // defined for TLS 1.3 (RFC 8446 C.5, RFC 9266).
+    // Under TLS 1.2 only with the extended master secret (RFC 7627): without
+    // it a man in the middle can give two connections the same value (the
+    // triple handshake attack, RFC 7627 1; RFC 9266 3 notes it).
     std::vector<std::uint8_t> unique() const {
-        if (SSL_version(ssl_) >= TLS1_3_VERSION) return {};
+        if (SSL_version(ssl_) >= TLS1_3_VERSION || !SSL_get_extms_support(ssl_)) return {};
         std::vector<std::uint8_t> out(64);
 #ifdef OPENSSL_IS_BORINGSSL
         std::size_t len = 0;
@@ -472,6 +527,7 @@ private:
     SSL* ssl_ = nullptr;
     bool server_;
     bool verify_peer_ = false; // client verifying the server's certificate
+    detail::peer_identity identity_; // client: the reference domain (SSL ex_data)
     bool want_write_ = false;  // the last SSL_read wanted to write
     bool quick_acks_ = false;  // client, until the first application data (see quick_ack)
 };

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -108,33 +109,39 @@ struct silent_server {
 };
 
 // A TCP listener whose accept queue is full, so that further SYNs are
-// dropped and a connect() to it hangs until its timeout.
+// dropped and a connect() to it hangs until its timeout (loopback refuses
+// a closed port at once; this really drops). On `addr` (IPv4 or IPv6) and
+// `port` (0: any); ok() is false when that port could not be bound.
 struct black_hole {
     int listener = -1;
     std::vector<int> fillers;
     unsigned short port = 0;
 
-    black_hole() {
-        listener = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    explicit black_hole(const asio::ip::address& addr = asio::ip::address_v4::loopback(), unsigned short want = 0) {
+        const asio::ip::tcp::endpoint ep(addr, want);
+        listener = ::socket(addr.is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+        REQUIRE(listener >= 0);
+        if (::bind(listener, ep.data(), static_cast<socklen_t>(ep.size())) != 0) return;
         REQUIRE(::listen(listener, 0) == 0);
+        sockaddr_storage a{};
+        socklen_t len = sizeof a;
         REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-        port = ntohs(a.sin_port);
         for (int i = 0; i < 3; ++i) { // fill the queue (backlog 0 holds 1)
-            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-            ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+            int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            ::connect(fd, reinterpret_cast<sockaddr*>(&a), len);
             fillers.push_back(fd);
         }
+        port = ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
         ::usleep(50'000);
     }
+    black_hole(const black_hole&) = delete;
+    black_hole& operator=(const black_hole&) = delete;
     ~black_hole() {
         for (int fd : fillers) ::close(fd);
         ::close(listener);
     }
+    bool ok() const { return port != 0; }
 };
 
 struct acceptor_v {
@@ -511,6 +518,34 @@ TEST_CASE("dial: SRV targets on loopback", "[dns][integration]") {
         CHECK(ms >= 290);
         CHECK(ms < 3000);
     }
+    SECTION("an address that drops SYNs costs per_attempt, then the next address of the target") {
+        auto addrs = run(ioc, r.lookup_host("dual.dial.test"));
+        REQUIRE(addrs.size() == 2);
+        // The first address drops SYNs, the second listens on the same port.
+        std::optional<acceptor_v> second;
+        std::optional<black_hole> first;
+        for (int i = 0; i < 20 && !(first && first->ok()); ++i) {
+            second.emplace(ioc, addrs[1]);
+            first.emplace(addrs[0], second->port()); // that port may be taken on the other family
+        }
+        REQUIRE(first->ok());
+        const auto t0 = clock_type::now();
+        auto d = run(ioc, dial_info(r, {{"dual.dial.test", second->port(), false}}, 300ms));
+        const auto ms = ms_since(t0);
+        CHECK(d.remote == asio::ip::tcp::endpoint(addrs[1], second->port()));
+        CHECK(ms >= 290); // the first attempt ran into its timeout...
+        CHECK(ms < 1500); // ...and only into that one
+    }
+    SECTION("per_attempt is per address: three silent addresses cost three timeouts") {
+        black_hole a, b, c;
+        const auto t0 = clock_type::now();
+        const auto ec = run_error(ioc, dial_info(r, {{"127.0.0.1", a.port, false}, {"127.0.0.1", b.port, false},
+                                                     {"127.0.0.1", c.port, false}}, 200ms));
+        const auto ms = ms_since(t0);
+        CHECK(ec == asio::error::timed_out);
+        CHECK(ms >= 590);
+        CHECK(ms < 2000);
+    }
     SECTION("all targets fail: the last error") {
         CHECK(run_error(ioc, dial_info(r, {{"missing.dial.test", 1, false}, {"dead.dial.test", dead_port, false}})) ==
               asio::error::connection_refused);
@@ -521,6 +556,80 @@ TEST_CASE("dial: SRV targets on loopback", "[dns][integration]") {
     }
     SECTION("no targets") {
         CHECK(run_error(ioc, dial_info(r, {})) == ec_of(dns_errc::no_targets));
+    }
+}
+
+namespace {
+
+// Sets environment variables for the life of the object (single-threaded test).
+class env_override {
+public:
+    env_override(std::vector<std::pair<std::string, std::string>> vars) {
+        for (auto& [name, value] : vars) {
+            const char* old = std::getenv(name.c_str());
+            saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+            ::setenv(name.c_str(), value.c_str(), 1);
+        }
+    }
+    env_override(const env_override&) = delete;
+    env_override& operator=(const env_override&) = delete;
+    ~env_override() { restore(); }
+    void restore() {
+        for (auto& [name, old] : saved_) {
+            if (old)
+                ::setenv(name.c_str(), old->c_str(), 1);
+            else
+                ::unsetenv(name.c_str());
+        }
+        saved_.clear();
+    }
+
+private:
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+} // namespace
+
+TEST_CASE("resolver: names are looked up as they are, never with search domains", "[dns][integration]") {
+    tb::dnsmasq_options z;
+    z.srv = {{"_xmpp-client._tcp.search.test", "xmpp.search.test", 5222, 0, 0}};
+    z.hosts = {
+        {"both.test", "127.0.0.1", ""},
+        {"both.test.corp.test", "127.0.0.2", ""},
+        {"suffixed-only.test.corp.test", "127.0.0.3", ""},
+        {"xmpp.search.test.corp.test", "127.0.0.4", ""},
+        {"fallback.test.corp.test", "127.0.0.5", ""},
+    };
+    tb::dnsmasq dns(z);
+    // c-ares takes a search list from $LOCALDOMAIN as from resolv.conf's
+    // "search" line; ndots:5 would even try the suffixed name first. Both
+    // are read when the channel is made.
+    env_override env({{"LOCALDOMAIN", "corp.test"}, {"RES_OPTIONS", "ndots:5"}});
+    asio::io_context ioc;
+    resolver r(ioc.get_executor(), opts_for(dns));
+    env.restore();
+    using asio::ip::make_address;
+
+    SECTION("a name that exists as it is and with the suffix") {
+        CHECK(run(ioc, r.lookup_host("both.test")) == std::vector{make_address("127.0.0.1")});
+    }
+    SECTION("a name that exists only with the suffix") {
+        CHECK(run_error(ioc, r.lookup_host("suffixed-only.test")) == ec_of(dns_errc::not_found));
+    }
+    SECTION("an SRV target") {
+        auto t = run(ioc, xmpp::net::resolve_xmpp(r, "search.test"));
+        REQUIRE(t == std::vector<connect_target>{{"xmpp.search.test", 5222, false}});
+        CHECK(run_error(ioc, dial_info(r, t, 500ms)) == ec_of(dns_errc::not_found));
+    }
+    SECTION("the RFC 6120 3.2.2 fallback domain") {
+        auto t = run(ioc, xmpp::net::resolve_xmpp(r, "fallback.test"));
+        REQUIRE(t == std::vector<connect_target>{{"fallback.test", 5222, false}});
+        CHECK(run_error(ioc, dial_info(r, t, 500ms)) == ec_of(dns_errc::not_found));
+    }
+    SECTION("localhost still comes from /etc/hosts (or RFC 6761 6.3)") {
+        const auto v = run(ioc, r.lookup_host("localhost"));
+        REQUIRE_FALSE(v.empty());
+        for (auto& a : v) CHECK(a.is_loopback());
     }
 }
 
@@ -602,6 +711,30 @@ TEST_CASE("resolver: timeouts, cancellation and destruction", "[dns][integration
         // The abandoned query still runs in c-ares until its timeout; a
         // later lookup is unaffected.
         CHECK(run_error(ioc, r.lookup_srv("_xmpp-client._tcp.other.test")) == ec_of(dns_errc::timeout));
+    }
+    SECTION("cancel() aborts a dial() in its TCP connect at once; the resolver stays usable") {
+        black_hole hole;
+        resolver r(ioc.get_executor(), o);
+        asio::steady_timer t(ioc, 100ms);
+        t.async_wait([&](error_code) { r.cancel(); });
+        const auto t0 = clock_type::now();
+        CHECK(run_error(ioc, dial_info(r, {{"127.0.0.1", hole.port, false}}, 5s)) == asio::error::operation_aborted);
+        CHECK(ms_since(t0) < 1000); // not the 5 s attempt timeout
+        // The next dial is not affected by the earlier cancel().
+        asio::ip::tcp::acceptor up(ioc, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+        auto d = run(ioc, dial_info(r, {{"127.0.0.1", up.local_endpoint().port(), false}}));
+        CHECK(d.remote.port() == up.local_endpoint().port());
+    }
+    SECTION("destroying the resolver during a dial()'s TCP connect") {
+        black_hole hole;
+        auto r = std::make_unique<resolver>(ioc.get_executor(), o);
+        asio::steady_timer t(ioc, 100ms);
+        t.async_wait([&](error_code) { r.reset(); });
+        const auto t0 = clock_type::now();
+        CHECK(run_error(ioc, dial_info(*r, {{"127.0.0.1", hole.port, false}, {"127.0.0.1", hole.port, false}}, 5s)) ==
+              asio::error::operation_aborted);
+        CHECK(ms_since(t0) < 1000);
+        CHECK_FALSE(r);
     }
     SECTION("destroying the resolver with lookups in flight") {
         o.timeout = 1000ms; // cancellation must come well before it

@@ -52,6 +52,44 @@ const test_pki& pki() {
     return p;
 }
 
+// Leaves for the identity types of RFC 6120 13.7.2.1, signed by the same CA;
+// made on first use (~30 ms each).
+struct identity_pki {
+    using spec = testbed::pki::leaf_spec;
+    using P = testbed::pki;
+    const testbed::pki& ca = pki().ca;
+    testbed::pki::leaf srv_only = ca.issue(spec{"srv-only", "", {P::srv_id("srv.example")}});
+    testbed::pki::leaf srv_s2s = ca.issue(spec{"srv-s2s", "", {P::srv_id("srv.example", "_xmpp-server")}});
+    testbed::pki::leaf addr_only = ca.issue(spec{"addr-only", "", {P::xmpp_addr("addr.example")}});
+    testbed::pki::leaf addr_idn = ca.issue(spec{"addr-idn", "", {P::xmpp_addr("m\xc3\xbcnchen.example")}});
+    testbed::pki::leaf addr_user = ca.issue(spec{"addr-user", "", {P::xmpp_addr("user@addr.example")}});
+    testbed::pki::leaf wildcard = ca.issue(spec{"wildcard", "", {P::dns_id("*.wild.example")}});
+    testbed::pki::leaf cn_only = ca.issue(spec{"cn-only", "cn.example", {}});
+    testbed::pki::leaf cn_and_srv = ca.issue(spec{"cn-and-srv", "cn.example", {P::srv_id("other.example")}});
+    testbed::pki::leaf cn_and_addr = ca.issue(spec{"cn-and-addr", "cn.example", {P::xmpp_addr("other.example")}});
+    testbed::pki::leaf cn_and_uri = ca.issue(spec{"cn-and-uri", "cn.example", {P::uri_id("xmpp:other.example")}});
+};
+
+const identity_pki& id_pki() {
+    static identity_pki p;
+    return p;
+}
+
+// Leaves signed with RSASSA-PSS by an RSA CA of their own (RFC 5929 4.1
+// reads the hash from the PSS parameters).
+struct pss_pki {
+    using spec = testbed::pki::leaf_spec;
+    testbed::pki ca{pki().dir.path() / "pss", testbed::pki::ca_key::rsa_2048};
+    testbed::pki::leaf sha384 = ca.issue(spec{"pss-sha384", "localhost", {"DNS:localhost"}, "sha384", true});
+    // No hashAlgorithm in the parameters: the DEFAULT, SHA-1.
+    testbed::pki::leaf sha1 = ca.issue(spec{"pss-sha1", "localhost", {"DNS:localhost"}, "sha1", true});
+};
+
+const pss_pki& pss() {
+    static pss_pki p;
+    return p;
+}
+
 tls::client_options trusting_client() {
     tls::client_options o;
     o.ca_file = pki().ca.ca_cert().string();
@@ -298,6 +336,29 @@ TEST_CASE("tls::context: bad configuration gives invalid_configuration with the 
         o.min_version = 0x0304;
         o.max_version = 0x0303;
         CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+        o.min_version = 0x0303;
+        o.max_version = 0x0303;
+        CHECK_NOTHROW(tls::context::make_client(o));
+        o.min_version = 0x0304;
+        o.max_version = 0;
+        CHECK_NOTHROW(tls::context::make_client(o));
+    }
+    SECTION("TLS 1.0 and 1.1 are refused (RFC 8996), client and server, min and max") {
+        for (int v : {0x0301, 0x0302}) {
+            INFO("version " << v);
+            auto o = trusting_client();
+            o.min_version = v;
+            auto [ec, what] = code_and_what([&] { tls::context::make_client(o); });
+            CHECK(ec == tls::errc::invalid_configuration);
+            CHECK(what.find("RFC 8996") != std::string::npos);
+            CHECK(what.find("0x030") != std::string::npos); // names the version
+            o.min_version = 0x0303;
+            o.max_version = v;
+            CHECK(code_and_what([&] { tls::context::make_client(o); }).first == tls::errc::invalid_configuration);
+            auto so = server_with(pki().localhost);
+            so.min_version = v;
+            CHECK(code_and_what([&] { tls::context::make_server(so); }).first == tls::errc::invalid_configuration);
+        }
     }
     SECTION("ALPN names") {
         auto o = trusting_client();
@@ -677,6 +738,97 @@ TEST_CASE("tls: certificate verification", "[tls]") {
     }
 }
 
+TEST_CASE("tls: server identity types (RFC 6120 13.7.2.1, RFC 6125)", "[tls]") {
+    asio::io_context io;
+    auto cctx = tls::context::make_client(trusting_client());
+    const auto& ids = id_pki();
+    // Accepted: the handshake completes, the peer counts as verified.
+    auto accepted = [&](const testbed::pki::leaf& l, const std::string& name) {
+        INFO(l.cert.filename().string() << " for " << name);
+        auto r = handshake(io, cctx, tls::context::make_server(server_with(l)), name);
+        const std::string what = r.client.error ? r.client.what() : "";
+        INFO(what);
+        REQUIRE_FALSE(r.client.error);
+        REQUIRE_FALSE(r.server.error);
+        CHECK(tls::info(*r.client.get())->peer_verified);
+    };
+    // Refused with hostname_mismatch; the error names what the certificate
+    // presents; the server's handshake fails too: the client stopped before
+    // its Finished, so it never sent application data.
+    auto refused = [&](const testbed::pki::leaf& l, const std::string& name, const std::string& presented) {
+        INFO(l.cert.filename().string() << " for " << name);
+        auto r = handshake(io, cctx, tls::context::make_server(server_with(l)), name);
+        REQUIRE(r.client.error);
+        INFO(r.client.what());
+        CHECK(r.client.code() == tls::errc::hostname_mismatch);
+        CHECK(r.client.what().find(presented) != std::string::npos);
+        CHECK(r.server.error);
+    };
+    SECTION("SRV-ID _xmpp-client.<domain> (RFC 4985)") {
+        accepted(ids.srv_only, "srv.example");
+        accepted(ids.srv_only, "SRV.Example."); // case and a trailing dot do not matter
+        refused(ids.srv_only, "other.example", "SRV:_xmpp-client.srv.example");
+        refused(ids.srv_only, "example", "SRV:_xmpp-client.srv.example");
+        // The SRV-ID is not a DNS-ID of "_xmpp-client.srv.example".
+        refused(ids.srv_only, "_xmpp-client.srv.example", "SRV:");
+    }
+    SECTION("SRV-ID of another service does not name a client's server") {
+        refused(ids.srv_s2s, "srv.example", "SRV:_xmpp-server.srv.example");
+    }
+    SECTION("XmppAddr equal to the domain (RFC 6120 13.7.1.4)") {
+        accepted(ids.addr_only, "addr.example");
+        accepted(ids.addr_only, "ADDR.example");
+        refused(ids.addr_only, "other.example", "XmppAddr:addr.example");
+        refused(ids.addr_only, "sub.addr.example", "XmppAddr:addr.example");
+    }
+    SECTION("XmppAddr with U-labels matches the domain's A-labels") {
+        accepted(ids.addr_idn, "xn--mnchen-3ya.example");
+        refused(ids.addr_idn, "mnchen.example", "XmppAddr:");
+    }
+    SECTION("XmppAddr of a user is not a server identity") {
+        refused(ids.addr_user, "addr.example", "XmppAddr:user@addr.example");
+    }
+    SECTION("wildcard DNS-ID: the whole left-most label, exactly one label") {
+        accepted(ids.wildcard, "xmpp.wild.example");
+        refused(ids.wildcard, "wild.example", "DNS:*.wild.example");
+        refused(ids.wildcard, "a.b.wild.example", "DNS:*.wild.example");
+        refused(ids.wildcard, "xmpp.other.example", "DNS:*.wild.example");
+    }
+    SECTION("CN-ID only when there is no subjectAltName identifier (RFC 6125 6.4.4)") {
+        accepted(ids.cn_only, "cn.example");
+        accepted(ids.cn_only, "CN.example");
+        refused(ids.cn_only, "other.example", "CN:cn.example");
+        refused(ids.cn_only, "sub.cn.example", "CN:cn.example");
+        // An SRV-ID, XmppAddr or URI-ID present: the CN is not looked at.
+        refused(ids.cn_and_srv, "cn.example", "SRV:_xmpp-client.other.example");
+        accepted(ids.cn_and_srv, "other.example");
+        refused(ids.cn_and_addr, "cn.example", "XmppAddr:other.example");
+        accepted(ids.cn_and_addr, "other.example");
+        refused(ids.cn_and_uri, "cn.example", "URI:xmpp:other.example");
+    }
+    SECTION("DNS-ID next to a CN for another name") {
+        // pki().localhost: CN and DNS-ID localhost; evil: evil.example.
+        refused(pki().evil, "localhost", "DNS:evil.example");
+    }
+    SECTION("TLS 1.2: refused during the handshake as well") {
+        auto co = trusting_client();
+        co.max_version = 0x0303;
+        auto r = handshake(io, tls::context::make_client(co), tls::context::make_server(server_with(ids.srv_only)),
+                           "other.example");
+        CHECK(r.client.code() == tls::errc::hostname_mismatch);
+        CHECK(r.server.error);
+    }
+    SECTION("the checks are skipped only with insecure_skip_verify") {
+        tls::client_options o;
+        o.insecure_skip_verify = true;
+        o.use_system_store = false;
+        auto r = handshake(io, tls::context::make_client(o), tls::context::make_server(server_with(ids.srv_only)),
+                           "other.example");
+        REQUIRE_FALSE(r.client.error);
+        CHECK_FALSE(tls::info(*r.client.get())->peer_verified);
+    }
+}
+
 TEST_CASE("tls: a peer that does not speak TLS", "[tls]") {
     asio::io_context io;
     auto cctx = tls::context::make_client(trusting_client());
@@ -744,10 +896,11 @@ TEST_CASE("tls: protocol versions", "[tls]") {
     asio::io_context io;
     auto cctx = tls::context::make_client(trusting_client());
     SECTION("a server capped at TLS 1.1 is refused") {
-        auto so = server_with(pki().localhost);
-        so.min_version = 0x0301;
-        so.max_version = 0x0302;
-        auto r = handshake(io, cctx, tls::context::make_server(so));
+        // server_options refuses such versions: set them on the SSL_CTX.
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+        REQUIRE(SSL_CTX_set_min_proto_version(sctx.native_handle(), TLS1_VERSION) == 1);
+        REQUIRE(SSL_CTX_set_max_proto_version(sctx.native_handle(), TLS1_1_VERSION) == 1);
+        auto r = handshake(io, cctx, sctx);
         CHECK(r.client.code() == tls::errc::protocol_version);
         CHECK(r.server.error);
     }
@@ -794,14 +947,24 @@ TEST_CASE("tls: ALPN (XEP-0368) and SNI", "[tls]") {
 
 // --- Channel binding -------------------------------------------------------------
 
+namespace {
+
+// The certificate's hash with `md`, as hex, by the openssl command line tool.
+std::string fingerprint(const testbed::pki::leaf& l, const std::string& md) {
+    auto fp = shell("openssl x509 -noout -fingerprint -" + md + " -in '" + l.cert.string() + "'");
+    fp = fp.substr(fp.find('=') + 1);
+    fp.erase(std::remove_if(fp.begin(), fp.end(), [](char ch) { return ch == ':' || ch == '\n'; }), fp.end());
+    return fp;
+}
+
+} // namespace
+
 TEST_CASE("tls: channel binding", "[tls]") {
     asio::io_context io;
     auto sctx = tls::context::make_server(server_with(pki().localhost));
     // RFC 5929 4.1: SHA-256 of the DER certificate (signed ecdsa-with-SHA256),
     // computed here by the openssl command line tool.
-    auto fp = shell("openssl x509 -noout -fingerprint -sha256 -in '" + pki().localhost.cert.string() + "'");
-    fp = fp.substr(fp.find('=') + 1);
-    fp.erase(std::remove_if(fp.begin(), fp.end(), [](char ch) { return ch == ':' || ch == '\n'; }), fp.end());
+    const auto fp = fingerprint(pki().localhost, "sha256");
     REQUIRE(fp.size() == 64);
 
     SECTION("TLS 1.3") {
@@ -827,10 +990,46 @@ TEST_CASE("tls: channel binding", "[tls]") {
         CHECK(ce.size() == 32);
         CHECK(ce == p.server->channel_binding("tls-exporter"));
         const auto cu = p.client->channel_binding("tls-unique");
-        CHECK(cu.size() == 12); // verify_data of the client's Finished
+        CHECK(cu.size() == 12); // verify_data of the client's Finished; EMS on
         CHECK(cu == p.server->channel_binding("tls-unique"));
         CHECK(hex(p.client->channel_binding("tls-server-end-point")) == fp);
         CHECK(hex(p.server->channel_binding("tls-server-end-point")) == fp);
+    }
+    SECTION("RSASSA-PSS with SHA-384: tls-server-end-point uses SHA-384 (RFC 5929 4.1)") {
+        tls::client_options co;
+        co.ca_file = pss().ca.ca_cert().string();
+        co.use_system_store = false;
+        const auto want = fingerprint(pss().sha384, "sha384");
+        REQUIRE(want.size() == 96);
+        for (int version : {0x0304, 0x0303}) {
+            INFO("version " << version);
+            co.max_version = version;
+            auto p = connected(io, tls::context::make_client(co), tls::context::make_server(server_with(pss().sha384)));
+            CHECK(tls::info(*p.client)->peer_verified);
+            CHECK(hex(p.client->channel_binding("tls-server-end-point")) == want);
+            CHECK(hex(p.server->channel_binding("tls-server-end-point")) == want);
+        }
+    }
+    SECTION("RSASSA-PSS with the default hash, SHA-1: SHA-256 instead") {
+        // Not verified: the libraries' chain checks refuse SHA-1 signatures.
+        tls::client_options co;
+        co.insecure_skip_verify = true;
+        co.use_system_store = false;
+        const auto want = fingerprint(pss().sha1, "sha256");
+        REQUIRE(want.size() == 64);
+        auto cctx = tls::context::make_client(co);
+        // The certificate goes in through the SSL_CTX: OpenSSL 3 refuses a
+        // SHA-1 signature above security level 0, in its own certificate too.
+        auto sctx = tls::context::make_server(server_with(pki().localhost));
+#ifndef OPENSSL_IS_BORINGSSL
+        SSL_CTX_set_security_level(cctx.native_handle(), 0);
+        SSL_CTX_set_security_level(sctx.native_handle(), 0);
+#endif
+        REQUIRE(SSL_CTX_use_certificate_chain_file(sctx.native_handle(), pss().sha1.cert.c_str()) == 1);
+        REQUIRE(SSL_CTX_use_PrivateKey_file(sctx.native_handle(), pss().sha1.key.c_str(), SSL_FILETYPE_PEM) == 1);
+        auto p = connected(io, cctx, sctx);
+        CHECK(hex(p.client->channel_binding("tls-server-end-point")) == want);
+        CHECK(hex(p.server->channel_binding("tls-server-end-point")) == want);
     }
 }
 
@@ -892,14 +1091,15 @@ struct s_server {
     // received our data: its stdin gets that line then (stdin stays open so
     // that it does not quit; data on stdin before the handshake would make
     // it handshake inside SSL_write and skip its connection report).
-    s_server(const std::string& extra, const testbed::pki::leaf& cert) {
+    // `env`: NAME=VALUE words for s_server's environment.
+    s_server(const std::string& extra, const testbed::pki::leaf& cert, const std::string& env = "") {
         log = (pki().dir.path() / ("s_server-" + std::to_string(::getpid()) + "-" +
                                    std::to_string(counter()++) + ".log"))
                   .string();
         port = testbed::free_tcp_port();
         const std::string cmd = "(until grep -q from-asio-xmpp '" + log +
                                 "'; do sleep 0.05; done; printf 'from-s_server\\n'; sleep 60)"
-                                " | exec openssl s_server -naccept 1 -accept " +
+                                " | exec env " + env + " openssl s_server -naccept 1 -accept " +
                                 std::to_string(port) + " -cert '" + cert.cert.string() + "' -key '" +
                                 cert.key.string() +
                                 "' -keymatexport EXPORTER-Channel-Binding -keymatexportlen 32 " + extra;
@@ -962,6 +1162,37 @@ void exchange_with_s_server(const std::string& extra, const tls::client_options&
 }
 
 } // namespace
+
+TEST_CASE("tls: TLS 1.2 without the extended master secret: no tls-unique, no tls-exporter", "[tls][s_server]") {
+    // s_server has no flag for OpenSSL's SSL_OP_NO_EXTENDED_MASTER_SECRET;
+    // its configuration file has (and BoringSSL, ours in the default build,
+    // has no switch at all).
+    const auto cnf = pki().dir.path() / "no-ems.cnf";
+    std::ofstream(cnf) << "openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = sys\n"
+                          "[sys]\nOptions = -ExtendedMasterSecret\n";
+    const auto fp = fingerprint(pki().localhost, "sha256");
+    for (bool ems : {true, false}) {
+        INFO("extended master secret " << ems);
+        asio::io_context io;
+        s_server srv("-tls1_2", pki().localhost, ems ? "" : "OPENSSL_CONF='" + cnf.string() + "'");
+        tcp::socket sock(io);
+        sock.connect(tcp::endpoint(asio::ip::address_v4::loopback(), srv.port));
+        outcome<transport_ptr> r;
+        spawn(io, tls::connect(std::move(sock), tls::context::make_client(trusting_client()), "localhost"), r);
+        run(io, 10s);
+        auto& t = r.get();
+        REQUIRE(t->tls_version() == 0x0303);
+        // RFC 7627 / RFC 9266 3: without EMS neither value is unique to the
+        // connection (triple handshake); the certificate hash still is.
+        CHECK(t->channel_binding("tls-unique").size() == (ems ? 12u : 0u));
+        CHECK(t->channel_binding("tls-exporter").size() == (ems ? 32u : 0u));
+        CHECK(hex(t->channel_binding("tls-server-end-point")) == fp);
+        outcome<none> bye;
+        spawn(io, t->shutdown(), bye);
+        run(io, 10s);
+        bye.get();
+    }
+}
 
 TEST_CASE("tls: against openssl s_server", "[tls][s_server]") {
     SECTION("TLS 1.3") { exchange_with_s_server("-tls1_3", trusting_client(), 0x0304); }

@@ -125,14 +125,16 @@ public:
 
     /// IPv4 and IPv6 addresses of `host` (A and AAAA, /etc/hosts first as
     /// c-ares's default lookup order says), sorted per RFC 6724, without
-    /// duplicates. An IP literal ("192.0.2.1", "::1", "[::1]") is returned
+    /// duplicates. `host` is looked up as it is: never with the search
+    /// domains of resolv.conf or $LOCALDOMAIN, nor $HOSTALIASES. An IP literal ("192.0.2.1", "::1", "[::1]") is returned
     /// as is without a query. Throws system_error: dns_errc::not_found for
     /// NXDOMAIN, dns_errc::no_data when there are no addresses, other
     /// dns_errc values, or operation_aborted as lookup_srv().
     asio::awaitable<std::vector<asio::ip::address>> lookup_host(std::string host);
 
-    /// Every pending lookup completes with operation_aborted. The resolver
-    /// stays usable.
+    /// Every pending lookup, resolve_xmpp() and dial() completes with
+    /// operation_aborted, at once: a TCP connect of dial() in progress is
+    /// ended by closing its socket. The resolver stays usable for new calls.
     void cancel();
 
     struct impl;
@@ -221,13 +223,18 @@ asio::awaitable<std::vector<connect_target>> resolve_xmpp(resolver& r, std::stri
 
 /// Connects to the first target that accepts a TCP connection: targets in
 /// order, each target's addresses in lookup_host() order (RFC 6120 3.2.1
-/// steps 4-6), each attempt limited to `per_attempt` (then
-/// asio::error::timed_out). Returns the connected socket, whose executor
-/// is the awaiting coroutine's, and the target used. When every attempt
-/// fails throws system_error with the last error (of a lookup or a
-/// connect); dns_errc::no_targets for an empty list. Cancellation of the
-/// awaiting coroutine or resolver::cancel() throws operation_aborted at
-/// once.
+/// steps 4-6). `per_attempt` limits each TCP connect, i.e. one address:
+/// an address that does not answer (SYNs dropped) fails with
+/// asio::error::timed_out after it and the next address, or target, is
+/// tried with a fresh `per_attempt`. It is not a deadline for the whole
+/// dial(), which may take up to (number of addresses) * per_attempt plus
+/// the lookups; bound that from outside if needed. Returns the connected
+/// socket, whose executor is the awaiting coroutine's, and the target used.
+/// When every attempt fails throws system_error with the last error (of a
+/// lookup or a connect); dns_errc::no_targets for an empty list.
+/// Cancellation of the awaiting coroutine, resolver::cancel() or the
+/// resolver's destruction throws operation_aborted at once, also during a
+/// TCP connect.
 asio::awaitable<std::pair<asio::ip::tcp::socket, connect_target>>
 dial(resolver& r, std::vector<connect_target> targets,
      std::chrono::milliseconds per_attempt = std::chrono::seconds(10));
