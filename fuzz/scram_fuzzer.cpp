@@ -203,7 +203,8 @@ server_first_verdict judge_server_first(std::string_view msg, std::string_view c
     }
     v.server_nonce = parts[0].substr(2);
     if (!printable_nonce(v.server_nonce)) v.syntax = true;
-    if (!v.server_nonce.starts_with(client_nonce)) v.nonce = true;
+    // RFC 5802 5.1: the client nonce, then at least one character of the server's.
+    if (!v.server_nonce.starts_with(client_nonce) || v.server_nonce.size() <= client_nonce.size()) v.nonce = true;
     auto salt = ref_b64_decode(parts[1].substr(2));
     if (!salt || salt->empty() || salt->size() > 1024) v.syntax = true; // library limit: 1 KiB salt
     else v.salt = std::move(*salt);

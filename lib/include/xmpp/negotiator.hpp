@@ -48,8 +48,9 @@ public:
 struct client_features_config {
     sasl::credentials credentials;
     sasl::options sasl;
-    /// Accept a stream without TLS when the server offers no STARTTLS. Even
-    /// then PLAIN stays refused unless sasl.allow_plain_without_tls.
+    /// Accept a stream without TLS when the server offers no STARTTLS (an
+    /// offered STARTTLS is always taken). PLAIN is never used on such a
+    /// stream.
     bool allow_plaintext = false;
     /// TLS context for STARTTLS (verification name: the peer's domain).
     /// Without one, a STARTTLS offer cannot be taken up.
@@ -59,7 +60,9 @@ struct client_features_config {
 };
 
 /// STARTTLS (RFC 6120 5). Advertised <required/> or not, it is negotiated
-/// whenever offered on a stream that is not secure yet.
+/// whenever offered on a stream that is not secure yet, before any other
+/// feature (the default negotiator ranks features in its own order, this
+/// one first, not in the order of <stream:features/>).
 std::shared_ptr<const stream_feature> starttls_feature(tls::context ctx);
 /// SASL (RFC 6120 6) with the mechanism choice of sasl::select().
 std::shared_ptr<const stream_feature> sasl_feature(sasl::credentials creds, sasl::options opts,

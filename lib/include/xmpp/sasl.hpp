@@ -4,9 +4,12 @@
 // and their base64 belong to the session.
 //
 // SCRAM-SHA-1/-256/-512 and their -PLUS variants (RFC 5802, RFC 7677,
-// draft-melnikov-scram-sha-512) are native, on the TLS library's crypto.
-// PLAIN, EXTERNAL, ANONYMOUS and GSSAPI go through Cyrus SASL; Cyrus never
-// runs a SCRAM or DIGEST-MD5 of its own.
+// draft-melnikov-scram-sha-512) are native, on the TLS library's crypto, and
+// so is ANONYMOUS (RFC 4505). PLAIN, EXTERNAL and GSSAPI go through Cyrus
+// SASL; Cyrus never runs a SCRAM, DIGEST-MD5 or ANONYMOUS of its own.
+//
+// PLAIN is never used on a stream without TLS, nor over TLS whose peer was
+// not authenticated (the password would go to whoever answered).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +54,8 @@ enum class errc {
     unexpected_success,           ///< <success/> before the exchange finished
     mechanism_error,              ///< Cyrus SASL failed (message() carries its text)
     invalid_credentials,          ///< SASLprep (RFC 4013) rejects the username or password
+    invalid_configuration,        ///< options out of range (e.g. SCRAM iteration bounds)
+    plain_unverified_peer,        ///< PLAIN refused: the TLS peer's certificate was not verified
 };
 
 /// The category of errc; name() is "xmpp.sasl".
@@ -86,8 +91,13 @@ struct credentials {
 /// What a mechanism knows about the transport (the session fills it from
 /// xmpp::transport).
 struct tls_state {
-    /// TLS in place (PLAIN is allowed only then).
+    /// TLS in place.
     bool secure = false;
+    /// The TLS peer's certificate was verified, chain and name
+    /// (tls::connection_info::peer_verified); false with
+    /// tls::client_options::insecure_skip_verify. PLAIN needs secure and
+    /// this: it hands the password to the peer. SCRAM does not reveal it.
+    bool peer_verified = false;
     /// 0x0303 = TLS 1.2, 0x0304 = TLS 1.3, 0 = none.
     int tls_version = 0;
     /// Channel-binding data for "tls-exporter", "tls-server-end-point" or
@@ -137,14 +147,14 @@ struct options {
     /// Allowed names in the user's order of preference; empty = the default
     /// order (see candidates()).
     std::vector<std::string> mechanisms;
-    /// PLAIN over a stream without TLS: never by default.
-    bool allow_plain_without_tls = false;
     /// ANONYMOUS (RFC 4505) may be chosen.
     bool allow_anonymous = false;
     /// A client certificate is in place: EXTERNAL (XEP-0178) comes first.
     bool use_external = false;
     /// SCRAM iteration-count bounds (RFC 7677 4: at least 4096); the maximum
-    /// stops a hostile server from making the client burn CPU.
+    /// stops a hostile server from making the client burn CPU. The maximum
+    /// must not exceed INT_MAX (PBKDF2's count is an int in OpenSSL) nor be
+    /// below the minimum: select() fails with errc::invalid_configuration.
     std::uint32_t min_iterations = 4096;
     std::uint32_t max_iterations = 1'000'000;
 };
@@ -155,9 +165,10 @@ struct options {
 ///
 ///   EXTERNAL (only with opts.use_external), SCRAM-SHA-512-PLUS,
 ///   SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-512, SCRAM-SHA-256,
-///   SCRAM-SHA-1, GSSAPI (only if Cyrus loaded its plugin), PLAIN (only on a
-///   secure stream or with allow_plain_without_tls), ANONYMOUS (only with
-///   allow_anonymous).
+///   SCRAM-SHA-1, GSSAPI (only if Cyrus loaded its plugin: in the BoringSSL
+///   build only when no MIT krb5 plugin or GSS mechanism module could bring
+///   OpenSSL's libcrypto in), PLAIN (only on a secure stream whose peer was
+///   verified), ANONYMOUS (only with allow_anonymous; native, empty trace).
 ///
 /// With opts.mechanisms the order is the user's, restricted to that list;
 /// the conditions above still apply. -PLUS needs binding data of a usable
@@ -177,7 +188,8 @@ std::vector<std::string> candidates(std::span<const std::string> offered, const 
 /// is xmpp/<domain>). On failure returns null and sets ec:
 /// errc::no_acceptable_mechanism when nothing offered is usable,
 /// errc::invalid_credentials when SASLprep refuses the username or password
-/// (no weaker mechanism is tried then). Thread safe.
+/// (no weaker mechanism is tried then), errc::invalid_configuration when
+/// opts' iteration bounds are unusable. Thread safe.
 std::unique_ptr<mechanism> select(std::span<const std::string> offered, const credentials& creds,
                                   const tls_state& tls, const options& opts, std::string_view domain,
                                   error_code& ec);
@@ -198,33 +210,39 @@ struct scram_config {
 /// Creates a native SCRAM mechanism: "SCRAM-SHA-1", "SCRAM-SHA-256",
 /// "SCRAM-SHA-512", each optionally with "-PLUS". Sets ec and returns null
 /// for an unknown name (errc::invalid_mechanism), a username or password
-/// SASLprep rejects or an empty username (errc::invalid_credentials), or
-/// -PLUS without binding data (errc::channel_binding_unavailable). Thread
-/// safe.
+/// SASLprep rejects or an empty username (errc::invalid_credentials),
+/// -PLUS without binding data (errc::channel_binding_unavailable), or
+/// max_iterations > INT_MAX or min_iterations > max_iterations
+/// (errc::invalid_configuration). Thread safe.
 std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds,
                                       const tls_state& tls, error_code& ec);
 std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds,
                                       const tls_state& tls, const scram_config& cfg,
                                       error_code& ec);
 
-/// Creates a Cyrus SASL client mechanism: "PLAIN", "EXTERNAL", "ANONYMOUS"
-/// or "GSSAPI" (only these: Cyrus's own SCRAM and DIGEST-MD5 are never
-/// used). Initialises Cyrus once per process. Sets ec and returns null for
-/// another name (errc::invalid_mechanism), PLAIN on an insecure stream
-/// unless opts.allow_plain_without_tls (errc::plain_without_tls), or a
-/// mechanism whose plugin is not loaded (errc::mechanism_error). Only
-/// opts.allow_plain_without_tls is read. `domain` is the server's domain
-/// (sasl_client_new's serverFQDN, service "xmpp"). Thread safe.
+/// Creates the native ANONYMOUS mechanism (RFC 4505). Its initial response
+/// is the empty trace (sent as "=", RFC 6120 6.4.2): a trace would only tell
+/// the server something about this machine (Cyrus's sends
+/// "anonymous@<host name>"). Thread safe.
+std::unique_ptr<mechanism> make_anonymous();
+
+/// Creates a Cyrus SASL client mechanism: "PLAIN", "EXTERNAL" or "GSSAPI"
+/// (only these: Cyrus's own SCRAM, DIGEST-MD5 and ANONYMOUS are never used).
+/// Initialises Cyrus once per process. Sets ec and returns null for another
+/// name (errc::invalid_mechanism), PLAIN on an insecure stream
+/// (errc::plain_without_tls) or over TLS with an unverified peer
+/// (errc::plain_unverified_peer), or a mechanism whose plugin is not loaded
+/// (errc::mechanism_error; for GSSAPI in the BoringSSL build the text names
+/// the krb5 or GSS module that would bring OpenSSL's libcrypto in).
+/// `domain` is the server's domain (sasl_client_new's serverFQDN, service
+/// "xmpp"). Thread safe.
 std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds,
                                       const tls_state& tls, std::string_view domain,
                                       error_code& ec);
-std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds,
-                                      const tls_state& tls, std::string_view domain,
-                                      const options& opts, error_code& ec);
 
 /// The mechanism names Cyrus's loaded client plugins provide (after its
 /// one-time initialisation), e.g. {"ANONYMOUS", "EXTERNAL", "GSSAPI",
-/// "PLAIN", ...}. Thread safe.
+/// "PLAIN", ...}; make_cyrus() runs only some of them. Thread safe.
 std::vector<std::string> cyrus_mechanisms();
 
 } // namespace xmpp::sasl

@@ -98,6 +98,11 @@ public:
         transport& t = s.current_transport();
         sasl::tls_state ts;
         ts.secure = t.is_secure();
+        // PLAIN needs an authenticated peer, which is_secure() does not say
+        // (insecure_skip_verify). A transport tls::info() does not know
+        // counts as unverified.
+        const auto info = tls::info(t);
+        ts.peer_verified = info && info->peer_verified;
         ts.tls_version = t.tls_version();
         ts.binding = [&t](std::string_view type) { return t.channel_binding(type); };
         ts.server_binding_types = offer->binding_types;
@@ -177,20 +182,15 @@ public:
                 fail(make_error_code(errc::unexpected_element),
                      "expected <stream:features/>, got <" + std::string(root.qname()) + ">");
 
-            std::vector<detail::offered_feature> offered;
-            std::vector<bool> required;
+            // In our order (STARTTLS, SASL, bind, extras), not the
+            // document's: an offered STARTTLS always goes first, <required/>
+            // or not; allow_plaintext only lets us go on when none is offered.
+            auto offered = detail::match_features(root, features_);
             std::vector<std::any> data;
             bool starttls_offered = false;
-            for (auto child : xml::children(root)) {
-                for (const auto& f : features_) {
-                    if (child.name() != f->name() || child.ns() != f->ns()) continue;
-                    auto pr = f->parse(child);
-                    offered.push_back({f.get(), child});
-                    required.push_back(pr.required);
-                    data.push_back(std::move(pr.data));
-                    if (f->ns() == detail::tls_ns) starttls_offered = true;
-                    break;
-                }
+            for (const auto& o : offered) {
+                data.push_back(o.feature->parse(o.advertisement).data);
+                if (o.feature->ns() == detail::tls_ns) starttls_offered = true;
             }
             // RFC 7590 3.1 and our default: no TLS, no session.
             if (!has_all(io.state(), session_state::secure) && !starttls_offered && !allow_plaintext_)
@@ -198,7 +198,7 @@ public:
 
             bool restart = false;
             while (!restart) {
-                const auto* pick = detail::choose_feature(offered, required, io.state());
+                const auto* pick = detail::choose_feature(offered, io.state());
                 if (!pick) {
                     if (has_all(io.state(), session_state::ready)) co_return;
                     std::string names = "no usable feature among those offered:";
@@ -214,7 +214,6 @@ public:
                 }
                 restart = restart || r.restart;
                 offered.erase(offered.begin() + static_cast<std::ptrdiff_t>(i));
-                required.erase(required.begin() + static_cast<std::ptrdiff_t>(i));
                 data.erase(data.begin() + static_cast<std::ptrdiff_t>(i));
             }
         }

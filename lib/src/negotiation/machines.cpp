@@ -2,12 +2,15 @@
 #include "negotiation/machines.hpp"
 
 #include "detail/base64.hpp"
+#include "sasl/detail.hpp" // make_error_with_text, printable
 
 #include <xmpp/error.hpp>
 #include <xmpp/stanza.hpp>
 #include <xmpp/stanza_error.hpp>
 #include <xmpp/stream_error.hpp>
 #include <xmpp/xml/writer.hpp>
+
+#include <algorithm>
 
 namespace xmpp::detail {
 
@@ -125,7 +128,13 @@ step sasl_machine::on_element(xml::node e) {
                 known = true;
             }
         }
-        return step::failure(make_error_code(cond), text.empty() ? "authentication failed" : text);
+        if (text.empty()) return step::failure(make_error_code(cond), "authentication failed");
+        // The server's words travel in the error_code (ec.message()), which
+        // still compares equal to `cond`; sanitised, as they may end up in a
+        // log or a UI (and each distinct text is interned for good).
+        const std::string said = sasl::detail::printable(text);
+        auto ec = sasl::detail::make_error_with_text(cond, make_error_code(cond).message() + ": " + said);
+        return step::failure(ec, said);
     }
     return unexpected(e, "SASL");
 }
@@ -205,15 +214,30 @@ boost::system::error_code check_stream_header(const xml::stream_header& h, std::
     return {};
 }
 
-const offered_feature* choose_feature(const std::vector<offered_feature>& offered,
-                                      const std::vector<bool>& required, session_state state) {
-    auto fits = [state](const stream_feature& f) {
-        return has_all(state, f.necessary()) && !has_any(state, f.prohibited());
+std::vector<offered_feature> match_features(xml::node features,
+                                            const std::vector<std::shared_ptr<const stream_feature>>& ours) {
+    std::vector<offered_feature> out;
+    auto claimed = [&out](xml::node c) {
+        return std::any_of(out.begin(), out.end(), [&](const offered_feature& o) { return o.advertisement == c; });
     };
-    for (std::size_t i = 0; i < offered.size(); ++i)
-        if (required[i] && fits(*offered[i].feature)) return &offered[i];
+    for (const auto& f : ours) {
+        for (auto child : xml::children(features)) {
+            // One advertisement per feature (a repeated one counts once), one
+            // feature per advertisement (the first of ours that knows it).
+            if (child.name() != f->name() || child.ns() != f->ns() || claimed(child)) continue;
+            out.push_back({f.get(), child});
+            break;
+        }
+    }
+    return out;
+}
+
+const offered_feature* choose_feature(const std::vector<offered_feature>& offered, session_state state) {
+    // 4.3.2 leaves the order to the initiating entity. Ours is fixed (TLS,
+    // then SASL, then bind): a server listing <mechanisms/> first, or not
+    // marking <starttls/> <required/>, must not talk us out of TLS.
     for (const auto& o : offered)
-        if (fits(*o.feature)) return &o;
+        if (has_all(state, o.feature->necessary()) && !has_any(state, o.feature->prohibited())) return &o;
     return nullptr;
 }
 

@@ -102,10 +102,17 @@ struct offered_feature {
     xml::node advertisement;
 };
 
-/// Picks the next feature to negotiate (RFC 6120 4.3.2): among advertised
-/// features we know whose state bits fit, a required one first, else the
-/// first in our own order. nullptr when none fits.
-const offered_feature* choose_feature(const std::vector<offered_feature>& offered,
-                                      const std::vector<bool>& required, session_state state);
+/// The children of <stream:features/> we know, in the order of `ours` (the
+/// negotiator's feature list), not the document's; each feature once.
+std::vector<offered_feature> match_features(xml::node features,
+                                            const std::vector<std::shared_ptr<const stream_feature>>& ours);
+
+/// Picks the next feature to negotiate (RFC 6120 4.3.2): the first of
+/// `offered` (in our order, see match_features()) whose state bits fit.
+/// Whether the server marked a feature required does not reorder them: every
+/// feature that fits is negotiated in turn anyway, and a client that let the
+/// server's markup rank SASL before an optional STARTTLS would skip TLS.
+/// nullptr when none fits.
+const offered_feature* choose_feature(const std::vector<offered_feature>& offered, session_state state);
 
 } // namespace xmpp::detail

@@ -1,4 +1,4 @@
-// Cyrus SASL for PLAIN, EXTERNAL, ANONYMOUS and GSSAPI.
+// Cyrus SASL for PLAIN, EXTERNAL and GSSAPI.
 //
 // With BoringSSL in the process, Cyrus plugins that link OpenSSL's
 // libcrypto (libscram, libdigestmd5, libntlm on Debian 12) bind their
@@ -7,21 +7,33 @@
 // and skips the plugin when the callback returns anything but SASL_OK
 // (lib/dlopen.c, _sasl_get_plugin, 2.1.28). Our callback reads the plugin's
 // ELF dynamic section and those of its dependencies, and refuses any whose
-// closure names libcrypto.so* or libssl.so*. The plugin directory stays
-// Cyrus's own (SASL_PATH or the compiled-in default), so nothing needs to be
-// installed.
+// closure names libcrypto.so* or libssl.so*, or holds a dependency it cannot
+// find. The plugin directory stays Cyrus's own (SASL_PATH or the compiled-in
+// default), so nothing needs to be installed.
+//
+// GSSAPI (and GS2) plugins pass that check, but MIT krb5 and the GSS
+// mechglue dlopen() modules of their own at run time (preauth/spake.so links
+// libcrypto.so.3 on Debian 12; pkinit.so, k5tls.so, /etc/gss/mech.d
+// modules). So a plugin on krb5 is let load only when every such module
+// passes the same check; on Debian 12 spake.so always fails it, so the
+// BoringSSL build has no GSSAPI (the OpenSSL build keeps it).
 #include <xmpp/sasl.hpp>
 
 #include "detail.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <set>
 
+#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,10 +90,24 @@ std::vector<std::string> split_path(std::string_view s) {
 
 // Reads DT_NEEDED/DT_RPATH/DT_RUNPATH through the program headers, as the
 // dynamic loader sees them (section headers may be stripped).
+// This process's ELF class and machine: ld.so skips objects of any other
+// (and so does the search below).
+#if defined(__x86_64__)
+constexpr unsigned host_machine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr unsigned host_machine = EM_AARCH64;
+#elif defined(__i386__)
+constexpr unsigned host_machine = EM_386;
+#else
+constexpr unsigned host_machine = EM_NONE; // unknown: not checked
+#endif
+constexpr unsigned char host_class = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
+
 template <class Ehdr, class Phdr, class Dyn>
 std::optional<elf_deps> parse_elf(int fd, std::uint64_t file_size) {
     Ehdr eh;
     if (!read_at(fd, 0, sizeof eh, file_size, &eh)) return std::nullopt;
+    if (host_machine != EM_NONE && eh.e_machine != host_machine) return std::nullopt;
     if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 || eh.e_phnum > 1024) return std::nullopt;
     std::vector<Phdr> ph(eh.e_phnum);
     if (!read_at(fd, eh.e_phoff, sizeof(Phdr) * ph.size(), file_size, ph.data())) return std::nullopt;
@@ -148,10 +174,9 @@ std::optional<elf_deps> read_elf(const std::string& path) {
     // Only the host byte order: a foreign object cannot be loaded here anyway.
     constexpr unsigned char host_data =
         __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
-    if (ident[EI_DATA] != host_data) return std::nullopt;
-    if (ident[EI_CLASS] == ELFCLASS64) return parse_elf<Elf64_Ehdr, Elf64_Phdr, Elf64_Dyn>(fd.get(), size);
-    if (ident[EI_CLASS] == ELFCLASS32) return parse_elf<Elf32_Ehdr, Elf32_Phdr, Elf32_Dyn>(fd.get(), size);
-    return std::nullopt;
+    if (ident[EI_DATA] != host_data || ident[EI_CLASS] != host_class) return std::nullopt;
+    if (host_class == ELFCLASS64) return parse_elf<Elf64_Ehdr, Elf64_Phdr, Elf64_Dyn>(fd.get(), size);
+    return parse_elf<Elf32_Ehdr, Elf32_Phdr, Elf32_Dyn>(fd.get(), size);
 }
 
 bool is_regular_file(const std::string& p) {
@@ -159,16 +184,108 @@ bool is_regular_file(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool is_directory(const std::string& p) {
+    struct stat st{};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::string dirname_of(const std::string& p) {
     const auto slash = p.rfind('/');
     return slash == std::string::npos ? std::string(".") : p.substr(0, slash);
 }
 
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+// Entries of `dir` (names only, sorted: a stable order for the messages).
+std::vector<std::string> list_dir(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n != "." && n != "..") out.push_back(std::move(n));
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// The multiarch and legacy library directories (ld.so's trusted defaults on
+// Debian, and where <libdir>/krb5 and <libdir>/gss may be).
+const std::vector<std::string>& default_lib_dirs() {
+    static const std::vector<std::string> dirs{
+#if defined(__x86_64__)
+        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+#elif defined(__aarch64__)
+        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+#endif
+        "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"};
+    return dirs;
+}
+
+// ldconfig(8)'s configuration: one directory per line (old syntax: several,
+// separated by blanks, ':' or ','; "dir=type"), "include GLOB" relative to
+// the including file's directory, "hwcap" lines (ignored).
+void read_ld_so_conf(const std::string& file, std::vector<std::string>& out, std::set<std::string>& seen,
+                     int depth) {
+    if (depth > 8 || !seen.insert(file).second) return;
+    std::ifstream in(file);
+    std::string raw;
+    while (std::getline(in, raw)) {
+        std::string_view line = raw;
+        if (auto h = line.find('#'); h != std::string_view::npos) line = line.substr(0, h);
+        line = trim(line);
+        if (line.empty() || line.starts_with("hwcap")) continue;
+        if (line.starts_with("include") && line.size() > 7 && std::isspace(static_cast<unsigned char>(line[7]))) {
+            std::string pattern(trim(line.substr(8)));
+            if (pattern.empty()) continue;
+            if (pattern[0] != '/') pattern = dirname_of(file) + "/" + pattern;
+            glob_t g{};
+            if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
+                for (std::size_t i = 0; i < g.gl_pathc; ++i) read_ld_so_conf(g.gl_pathv[i], out, seen, depth + 1);
+            ::globfree(&g);
+            continue;
+        }
+        std::size_t pos = 0;
+        while (pos < line.size()) {
+            const std::size_t end = std::min(line.find_first_of(" \t:,", pos), line.size());
+            std::string_view d = line.substr(pos, end - pos);
+            if (auto eq = d.find('='); eq != std::string_view::npos) d = d.substr(0, eq);
+            if (!d.empty() && d[0] == '/') out.emplace_back(d);
+            pos = end + 1;
+        }
+    }
+}
+
+// The directories ld.so.cache indexes; read once.
+const std::vector<std::string>& ld_so_conf_dirs() {
+    static const auto* dirs = [] {
+        auto* out = new std::vector<std::string>; // reachable for the process's life
+        std::set<std::string> seen;
+        read_ld_so_conf("/etc/ld.so.conf", *out, seen, 0);
+        return out;
+    }();
+    return *dirs;
+}
+
+struct resolved {
+    std::string path;
+    elf_deps deps;
+};
+
 // Where ld.so would find `name` for an object at `from` (ld.so(8): DT_RPATH
-// when there is no DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH, default dirs;
-// ld.so.cache is not read, its entries are in the default dirs on Debian).
-std::string resolve_library(const std::string& name, const elf_deps& from, const std::string& from_path) {
-    if (name.find('/') != std::string::npos) return is_regular_file(name) ? name : std::string();
+// when there is no DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache (the
+// directories of /etc/ld.so.conf), the default dirs). Like ld.so, a file
+// that is not a loadable ELF object of this machine is passed over.
+std::optional<resolved> resolve_library(const std::string& name, const elf_deps& from, const std::string& from_path) {
+    if (name.find('/') != std::string::npos) {
+        if (auto d = is_regular_file(name) ? read_elf(name) : std::nullopt) return resolved{name, std::move(*d)};
+        return std::nullopt;
+    }
     std::vector<std::string> dirs;
     auto add = [&](const std::vector<std::string>& ds) {
         for (auto d : ds) {
@@ -180,25 +297,139 @@ std::string resolve_library(const std::string& name, const elf_deps& from, const
     if (from.runpath.empty()) add(from.rpath);
     if (const char* llp = ::secure_getenv("LD_LIBRARY_PATH")) add(split_path(llp));
     add(from.runpath);
-    add({
-#if defined(__x86_64__)
-        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-#elif defined(__aarch64__)
-        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-#endif
-        "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"});
+    add(ld_so_conf_dirs());
+    add(default_lib_dirs());
     for (const auto& d : dirs) {
         std::string p = d + "/" + name;
-        if (is_regular_file(p)) return p;
+        if (!is_regular_file(p)) continue;
+        if (auto deps = read_elf(p)) return resolved{std::move(p), std::move(*deps)};
     }
-    return {};
+    return std::nullopt;
+}
+
+std::string_view file_name(std::string_view path) {
+    const auto slash = path.rfind('/');
+    if (slash != std::string_view::npos) path.remove_prefix(slash + 1);
+    return path;
 }
 
 // OpenSSL's libraries by their file names (libcrypto.so.3, libssl.so.1.1...).
 bool is_openssl_library(std::string_view name) {
-    const auto slash = name.rfind('/');
-    if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
+    name = file_name(name);
     return name.starts_with("libcrypto.so") || name.starts_with("libssl.so");
+}
+
+// MIT krb5 and GSS-API libraries (Heimdal's libgssapi.so too).
+bool is_kerberos_library(std::string_view name) {
+    name = file_name(name);
+    return name.starts_with("libkrb5.so") || name.starts_with("libgssapi_krb5.so") ||
+           name.starts_with("libgssapi.so");
+}
+
+struct closure_result {
+    bool readable = false; // the top object is a loadable ELF file
+    std::string match;     // the first DT_NEEDED name `matches` accepted
+    std::string missing;   // the first DT_NEEDED name that was not found
+};
+
+// Breadth-first over the dependency closure of `path`, each object once;
+// stops at the first name `matches` accepts or the first one not found.
+template <class Pred>
+closure_result walk_closure(const std::string& path, Pred matches) {
+    closure_result r;
+    auto top = read_elf(path);
+    if (!top) return r;
+    r.readable = true;
+    std::deque<std::pair<std::string, elf_deps>> queue;
+    queue.emplace_back(path, std::move(*top));
+    std::set<std::string> seen{path};
+    while (!queue.empty()) {
+        auto [obj_path, deps] = std::move(queue.front());
+        queue.pop_front();
+        for (const auto& name : deps.needed) {
+            if (matches(name)) return r.match = name, r;
+            auto found = resolve_library(name, deps, obj_path);
+            // Whatever ld.so would load instead cannot be judged: refused.
+            if (!found) return r.missing = name, r;
+            if (seen.size() >= 512 || !seen.insert(found->path).second) continue;
+            queue.emplace_back(std::move(found->path), std::move(found->deps));
+        }
+    }
+    return r;
+}
+
+// --- Modules krb5 and the GSS mechglue load themselves -------------------------------
+
+// A krb5 profile (krb5.conf(5)): "include FILE", "includedir DIR" (its files
+// named of [A-Za-z0-9_-] or ending in ".conf"), and the relations we need:
+// module = name:path ([plugins]) and plugin_base_dir ([libdefaults]),
+// wherever they appear (reading too much only makes the check stricter).
+void read_krb5_profile(const std::string& file, std::vector<std::string>& modules, std::vector<std::string>& bases,
+                       std::set<std::string>& seen, int depth) {
+    if (depth > 8 || !seen.insert(file).second) return;
+    std::ifstream in(file);
+    std::string raw;
+    while (std::getline(in, raw)) {
+        std::string_view line = trim(raw);
+        if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+        if (line.starts_with("includedir") && line.size() > 10 && std::isspace(static_cast<unsigned char>(line[10]))) {
+            const std::string dir(trim(line.substr(10)));
+            for (const auto& n : list_dir(dir)) {
+                const bool plain_name = std::all_of(n.begin(), n.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                });
+                if (plain_name || n.ends_with(".conf")) read_krb5_profile(dir + "/" + n, modules, bases, seen, depth + 1);
+            }
+            continue;
+        }
+        if (line.starts_with("include") && line.size() > 7 && std::isspace(static_cast<unsigned char>(line[7]))) {
+            read_krb5_profile(std::string(trim(line.substr(7))), modules, bases, seen, depth + 1);
+            continue;
+        }
+        const auto eq = line.find('=');
+        if (eq == std::string_view::npos) continue;
+        const auto key = trim(line.substr(0, eq));
+        const auto value = trim(line.substr(eq + 1));
+        if (key == "module") {
+            if (auto colon = value.find(':'); colon != std::string_view::npos)
+                modules.emplace_back(trim(value.substr(colon + 1)));
+        } else if (key == "plugin_base_dir" && !value.empty()) {
+            bases.emplace_back(value);
+        }
+    }
+}
+
+// Every regular file under `dir`, a few levels deep (krb5 uses
+// <base>/<interface>/<module>.so), bounded.
+void collect_files(const std::string& dir, int depth, std::vector<std::string>& out) {
+    if (depth > 4 || out.size() > 4096) return;
+    for (const auto& n : list_dir(dir)) {
+        const std::string p = dir + "/" + n;
+        if (is_directory(p)) collect_files(p, depth + 1, out);
+        else if (is_regular_file(p)) out.push_back(p);
+    }
+}
+
+// "<path>, which needs <dep>" when the ELF object at `path` fails the
+// check; "" when it passes, is missing or is not an ELF object of this
+// machine (dlopen() would fail on it: nothing gets in).
+std::string judge_module(const std::string& path) {
+    if (!is_regular_file(path)) return {};
+    auto dep = detail::openssl_dependency(path);
+    if (!dep || dep->empty()) return {};
+    return path + ", which needs " + *dep;
+}
+
+// The modules MIT krb5 would dlopen() here fail the check: what
+// kerberos_openssl_module() says about the system's modules; "" in the
+// OpenSSL build (not checked). Computed once.
+const std::string& kerberos_blocker() {
+    static const auto* blocker = [] {
+        auto* r = new std::string; // reachable for the process's life
+        if (detail::cyrus_filters_plugins()) *r = detail::kerberos_openssl_module(detail::system_kerberos_modules());
+        return r;
+    }();
+    return *blocker;
 }
 
 // --- Cyrus initialisation ------------------------------------------------------------
@@ -216,6 +447,9 @@ int verify_file(void*, const char* file, sasl_verify_type_t type) {
         auto dep = detail::openssl_dependency(v.path);
         if (!dep) v = {file, false, "not a readable ELF object"};
         else if (!dep->empty()) v = {file, false, *dep};
+        // krb5 would dlopen() its own modules later, unchecked by Cyrus.
+        else if (detail::uses_kerberos(v.path) && !kerberos_blocker().empty())
+            v = {file, false, "MIT krb5 module " + kerberos_blocker()};
     }
     {
         std::lock_guard lock(verdicts_mutex);
@@ -268,8 +502,9 @@ error_code cyrus_error(sasl_conn_t* conn, int r) {
 }
 
 // The mechanisms make_cyrus() runs; Cyrus's SCRAM, DIGEST-MD5 and the rest
-// are never named to it, so it cannot pick them.
-constexpr std::string_view cyrus_allowed[] = {"PLAIN", "EXTERNAL", "ANONYMOUS", "GSSAPI"};
+// are never named to it, so it cannot pick them. ANONYMOUS is native: Cyrus's
+// sends "anonymous@<host name>" as the RFC 4505 trace.
+constexpr std::string_view cyrus_allowed[] = {"PLAIN", "EXTERNAL", "GSSAPI"};
 
 class cyrus_mechanism final : public mechanism {
 public:
@@ -301,12 +536,12 @@ public:
             return false;
         }
         // No SASL security layer (TLS protects the stream); PLAIN only when
-        // allowed; ANONYMOUS only when asked for by name.
+        // allowed; never Cyrus's ANONYMOUS.
         sasl_security_properties_t sp{};
         sp.min_ssf = 0;
         sp.max_ssf = 0;
         sp.maxbufsize = 0;
-        sp.security_flags = (allow_plain ? 0 : SASL_SEC_NOPLAINTEXT) | (name_ == "ANONYMOUS" ? 0 : SASL_SEC_NOANONYMOUS);
+        sp.security_flags = (allow_plain ? 0 : SASL_SEC_NOPLAINTEXT) | SASL_SEC_NOANONYMOUS;
         if ((r = sasl_setprop(conn_, SASL_SEC_PROPS, &sp)) != SASL_OK) {
             ec = cyrus_error(conn_, r);
             return false;
@@ -435,10 +670,14 @@ std::unique_ptr<mechanism> create(std::string_view name, const credentials& cred
         return ec = make_error_code(errc::invalid_mechanism), nullptr;
     if (const int r = cyrus_init(); r != SASL_OK) return ec = cyrus_error(nullptr, r), nullptr;
     const auto mechs = cyrus_mechanisms();
-    if (std::find(mechs.begin(), mechs.end(), name) == mechs.end())
+    if (std::find(mechs.begin(), mechs.end(), name) == mechs.end()) {
+        if (name == "GSSAPI" && !detail::gssapi_unavailable_reason().empty())
+            return ec = detail::make_error_with_text(errc::mechanism_error, detail::gssapi_unavailable_reason()),
+                   nullptr;
         return ec = detail::make_error_with_text(errc::mechanism_error,
                                                  "Cyrus SASL has no plugin for " + std::string(name)),
                nullptr;
+    }
     auto m = std::make_unique<cyrus_mechanism>(std::string(name), creds, std::string(domain));
     if (!m->open(allow_plain, ec)) return nullptr;
     return m;
@@ -449,23 +688,99 @@ std::unique_ptr<mechanism> create(std::string_view name, const credentials& cred
 namespace detail {
 
 std::optional<std::string> openssl_dependency(const std::string& path) {
-    auto top = read_elf(path);
-    if (!top) return std::nullopt;
-    // Breadth-first over the dependency closure, each object once.
-    std::deque<std::pair<std::string, elf_deps>> queue{{path, std::move(*top)}};
-    std::set<std::string> seen{path};
-    while (!queue.empty()) {
-        auto [obj_path, deps] = std::move(queue.front());
-        queue.pop_front();
-        for (const auto& name : deps.needed) {
-            if (is_openssl_library(name)) return name;
-            auto resolved = resolve_library(name, deps, obj_path);
-            if (resolved.empty() || seen.size() >= 512 || !seen.insert(resolved).second) continue;
-            // An unreadable dependency stays judged by its name alone.
-            if (auto d = read_elf(resolved)) queue.emplace_back(std::move(resolved), std::move(*d));
+    const auto r = walk_closure(path, [](std::string_view n) { return is_openssl_library(n); });
+    if (!r.readable) return std::nullopt;
+    if (!r.match.empty()) return r.match;
+    if (!r.missing.empty()) return r.missing + " (not found)";
+    return std::string();
+}
+
+bool uses_kerberos(const std::string& path) {
+    return !walk_closure(path, [](std::string_view n) { return is_kerberos_library(n); }).match.empty();
+}
+
+kerberos_modules system_kerberos_modules() {
+    kerberos_modules m;
+    // krb5's default plugin_base_dir is <libdir>/krb5/plugins. Canonical
+    // names: /lib is /usr/lib on a merged-/usr system.
+    std::set<std::string> canonical;
+    for (const auto& d : default_lib_dirs()) {
+        char* real = ::realpath((d + "/krb5/plugins").c_str(), nullptr);
+        if (!real) continue;
+        const std::string dir = real;
+        std::free(real);
+        if (is_directory(dir) && canonical.insert(dir).second) m.plugin_dirs.push_back(dir);
+    }
+    std::vector<std::string> profiles;
+    if (const char* env = ::secure_getenv("KRB5_CONFIG")) profiles = split_path(env);
+    else profiles = {"/etc/krb5.conf"};
+    std::vector<std::string> modules, bases;
+    std::set<std::string> seen;
+    for (const auto& f : profiles) read_krb5_profile(f, modules, bases, seen, 0);
+    for (auto& b : bases) m.plugin_dirs.push_back(std::move(b));
+    // module = name:path, a relative path being relative to plugin_base_dir.
+    for (auto& mod : modules) {
+        if (mod.empty()) continue;
+        if (mod[0] == '/') m.module_files.push_back(std::move(mod));
+        else for (const auto& d : m.plugin_dirs) m.module_files.push_back(d + "/" + mod);
+    }
+    // The mechglue reads /etc/gss/mech, then /etc/gss/mech.d/*.conf, and
+    // $GSS_MECH_CONFIG when not setuid (MIT g_initialize.c).
+    m.mech_configs.push_back("/etc/gss/mech");
+    for (const auto& n : list_dir("/etc/gss/mech.d"))
+        if (n.ends_with(".conf")) m.mech_configs.push_back("/etc/gss/mech.d/" + n);
+    if (const char* env = ::secure_getenv("GSS_MECH_CONFIG")) m.mech_configs.emplace_back(env);
+    return m;
+}
+
+std::string kerberos_openssl_module(const kerberos_modules& m) {
+    for (const auto& dir : m.plugin_dirs) {
+        std::vector<std::string> files;
+        collect_files(dir, 0, files);
+        for (const auto& f : files)
+            if (auto bad = judge_module(f); !bad.empty()) return bad;
+    }
+    for (const auto& f : m.module_files)
+        if (auto bad = judge_module(f); !bad.empty()) return bad;
+    // "name oid path [options]"; a relative path is under <libdir>/gss/.
+    for (const auto& conf : m.mech_configs) {
+        std::ifstream in(conf);
+        std::string raw;
+        while (std::getline(in, raw)) {
+            std::string_view line = trim(raw);
+            if (line.empty() || line[0] == '#') continue;
+            std::vector<std::string_view> fields;
+            std::size_t pos = 0;
+            while (pos < line.size() && fields.size() < 3) {
+                const std::size_t start = line.find_first_not_of(" \t", pos);
+                if (start == std::string_view::npos) break;
+                const std::size_t end = std::min(line.find_first_of(" \t", start), line.size());
+                fields.push_back(line.substr(start, end - start));
+                pos = end;
+            }
+            if (fields.size() < 3) continue;
+            const std::string path(fields[2]);
+            if (path[0] == '/') {
+                if (auto bad = judge_module(path); !bad.empty()) return bad;
+            } else {
+                for (const auto& d : default_lib_dirs())
+                    if (auto bad = judge_module(d + "/gss/" + path); !bad.empty()) return bad;
+            }
         }
     }
-    return std::string();
+    return {};
+}
+
+const std::string& gssapi_unavailable_reason() {
+    static const auto* reason = [] {
+        auto* r = new std::string; // reachable for the process's life
+        if (!kerberos_blocker().empty())
+            *r = "GSSAPI is unavailable in this BoringSSL build: MIT krb5 could load " + kerberos_blocker() +
+                 "; OpenSSL's libcrypto clashes with BoringSSL in one process. Build with -Dtls=openssl to use "
+                 "GSSAPI";
+        return r;
+    }();
+    return *reason;
 }
 
 bool cyrus_filters_plugins() noexcept {
@@ -498,15 +813,12 @@ std::vector<std::string> cyrus_mechanisms() {
 }
 
 std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds, const tls_state& tls,
-                                      std::string_view domain, const options& opts, error_code& ec) {
-    const bool allow_plain = tls.secure || opts.allow_plain_without_tls;
-    if (name == "PLAIN" && !allow_plain) return ec = make_error_code(errc::plain_without_tls), nullptr;
-    return create(name, creds, domain, allow_plain, ec);
-}
-
-std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& creds, const tls_state& tls,
                                       std::string_view domain, error_code& ec) {
-    return make_cyrus(name, creds, tls, domain, options{}, ec);
+    // PLAIN gives the password to the peer (RFC 4616 6): never in the clear,
+    // never to a peer TLS did not authenticate.
+    if (name == "PLAIN" && !tls.secure) return ec = make_error_code(errc::plain_without_tls), nullptr;
+    if (name == "PLAIN" && !tls.peer_verified) return ec = make_error_code(errc::plain_unverified_peer), nullptr;
+    return create(name, creds, domain, tls.secure && tls.peer_verified, ec);
 }
 
 } // namespace xmpp::sasl

@@ -1,7 +1,7 @@
 // Internals of the SASL layer shared by its .cpp files and reached by the
 // tests (private include directory): base64, SASLprep, channel-binding
 // choice, error codes with text, the SCRAM nonce hook, the Cyrus plugin
-// filter.
+// filter and its Kerberos module check.
 #pragma once
 
 #include <xmpp/sasl.hpp>
@@ -22,6 +22,10 @@ namespace xmpp::sasl::detail {
 /// Texts are interned for the life of the process (bounded: past 256
 /// distinct texts the plain code is returned).
 error_code make_error_with_text(errc e, std::string_view text);
+
+/// A peer's text made safe for an error message or a log: printable ASCII
+/// (anything else becomes '?'), at most `max` bytes of the input.
+std::string printable(std::string_view s, std::size_t max = 128);
 
 // --- scram.cpp ---------------------------------------------------------------
 
@@ -50,6 +54,11 @@ std::string choose_binding(const tls_state& tls, bool strict);
 /// The hash names make_scram() accepts, strongest first, without "-PLUS".
 inline constexpr std::string_view scram_names[] = {"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"};
 
+/// errc::invalid_configuration (with a text saying which) when SCRAM
+/// cannot use these bounds: max > INT_MAX (PBKDF2's int count in OpenSSL)
+/// or min > max; no error otherwise.
+error_code check_iteration_bounds(std::uint32_t min_iterations, std::uint32_t max_iterations);
+
 /// make_scram() with a fixed client nonce (test hook, RFC vectors).
 std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const credentials& creds,
                                                  const tls_state& tls, const scram_config& cfg,
@@ -58,9 +67,46 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
 // --- cyrus.cpp ---------------------------------------------------------------
 
 /// Why the plugin filter rejects a shared object: the first offending
-/// DT_NEEDED name found in its dependency closure ("libcrypto.so.3"), ""
-/// when it is acceptable; nullopt when `path` is not a readable ELF file.
+/// DT_NEEDED name found in its dependency closure ("libcrypto.so.3"), or a
+/// dependency the search of ld.so(8) would not find ("libfoo.so.1 (not
+/// found)": what it would load cannot be judged); "" when it is acceptable;
+/// nullopt when `path` is not a readable ELF file of this machine.
+/// Dependencies are searched as ld.so does: DT_RPATH, LD_LIBRARY_PATH,
+/// DT_RUNPATH, the directories of /etc/ld.so.conf (with its includes), the
+/// default directories; files of another ELF class or machine are skipped.
 std::optional<std::string> openssl_dependency(const std::string& path);
+
+/// Where MIT krb5 and the GSS-API mechglue find the modules they dlopen() at
+/// run time, behind Cyrus's back: krb5 plugins (preauth/spake.so,
+/// preauth/pkinit.so, tls/k5tls.so...) and GSS mechanism modules.
+struct kerberos_modules {
+    /// Searched recursively: <libdir>/krb5/plugins, plugin_base_dir.
+    std::vector<std::string> plugin_dirs;
+    /// GSS mechglue configuration (/etc/gss/mech, /etc/gss/mech.d/*.conf,
+    /// $GSS_MECH_CONFIG): "name oid path ..." lines.
+    std::vector<std::string> mech_configs;
+    /// Module paths named by krb5.conf ([plugins] module = name:path).
+    std::vector<std::string> module_files;
+};
+
+/// What this system's krb5 and mechglue would find ($KRB5_CONFIG or
+/// /etc/krb5.conf with include/includedir, plugin_base_dir).
+kerberos_modules system_kerberos_modules();
+
+/// The first module of `m` whose dependency closure fails
+/// openssl_dependency(), as "<path>, which needs <dependency>"; "" when all
+/// pass. Files that are not ELF objects are skipped (dlopen() fails on them).
+std::string kerberos_openssl_module(const kerberos_modules& m);
+
+/// True when the dependency closure of `path` holds MIT krb5 or a GSS-API
+/// library (libkrb5.so*, libgssapi_krb5.so*, libgssapi.so*).
+bool uses_kerberos(const std::string& path);
+
+/// Why GSSAPI (and any Cyrus plugin on krb5) is not loaded: "" when it is
+/// allowed, i.e. always in the OpenSSL build; in the BoringSSL build
+/// kerberos_openssl_module(system_kerberos_modules()) turned into a message
+/// naming the module and -Dtls=openssl. Computed once.
+const std::string& gssapi_unavailable_reason();
 
 /// True when Cyrus plugins are filtered (BoringSSL build).
 bool cyrus_filters_plugins() noexcept;
@@ -70,12 +116,15 @@ bool cyrus_filters_plugins() noexcept;
 struct plugin_verdict {
     std::string path;
     bool loaded;
-    std::string reason; ///< the offending dependency when rejected
+    /// When rejected: the offending dependency ("libcrypto.so.3", "libfoo.so.1
+    /// (not found)"), or for a plugin on krb5 "MIT krb5 module <path>, which
+    /// needs <dependency>".
+    std::string reason;
 };
 std::vector<plugin_verdict> cyrus_plugin_verdicts();
 
-/// make_cyrus() without the plain_without_tls pre-check, so tests can see
-/// Cyrus's own refusal (SASL_SEC_NOPLAINTEXT).
+/// make_cyrus() without the PLAIN pre-checks (TLS, verified peer), so
+/// tests can see Cyrus's own refusal (SASL_SEC_NOPLAINTEXT).
 std::unique_ptr<mechanism> make_cyrus_unchecked(std::string_view name, const credentials& creds,
                                                 std::string_view domain, bool allow_plain,
                                                 error_code& ec);

@@ -19,7 +19,7 @@ struct errc_info {
 };
 
 // Indexed by errc value - 1.
-constexpr std::array<errc_info, 22> infos{{
+constexpr std::array<errc_info, 24> infos{{
     {"aborted", "the authentication exchange was aborted"},
     {"account-disabled", "the account is disabled"},
     {"credentials-expired", "the credentials have expired"},
@@ -42,9 +42,11 @@ constexpr std::array<errc_info, 22> infos{{
     {"", "authentication success before the exchange finished"},
     {"", "Cyrus SASL mechanism error"},
     {"", "the username or password is rejected by SASLprep"},
+    {"", "invalid SASL configuration"},
+    {"", "PLAIN is refused: the TLS peer's certificate was not verified"},
 }};
 
-static_assert(static_cast<std::size_t>(errc::invalid_credentials) == infos.size());
+static_assert(static_cast<std::size_t>(errc::plain_unverified_peer) == infos.size());
 
 // Shared by sasl_category() and every text-carrying copy of it: Boost.System
 // compares categories by id when it is non-zero.
@@ -102,6 +104,12 @@ errc from_condition(std::string_view element_name) noexcept {
 }
 
 namespace detail {
+
+std::string printable(std::string_view s, std::size_t max) {
+    std::string out;
+    for (char c : s.substr(0, max)) out += (c >= 0x20 && c <= 0x7e) ? c : '?';
+    return out;
+}
 
 error_code make_error_with_text(errc e, std::string_view text) {
     constexpr std::size_t max_texts = 256;

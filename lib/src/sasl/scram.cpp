@@ -1,7 +1,8 @@
 // Native SCRAM client (RFC 5802; SHA-256 RFC 7677; SHA-512
 // draft-melnikov-scram-sha-512) with channel binding (RFC 5802 6, RFC 5929,
 // RFC 9266), on the TLS library's crypto: the calls used here exist in both
-// BoringSSL and OpenSSL 3 with compatible signatures.
+// BoringSSL and OpenSSL 3 with compatible signatures. Also the native
+// ANONYMOUS (RFC 4505), which needs no crypto at all.
 #include <xmpp/sasl.hpp>
 
 #include "detail.hpp"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 
 #include <openssl/crypto.h> // CRYPTO_memcmp, OPENSSL_cleanse (BoringSSL: via mem.h)
@@ -161,12 +163,7 @@ std::optional<std::vector<attribute>> split_attributes(std::string_view msg) {
     return out;
 }
 
-// Sanitised for an error message: a server's text, printable ASCII, short.
-std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 128)) out += (c >= 0x20 && c <= 0x7e) ? c : '?';
-    return out;
-}
+using detail::printable;
 
 class scram_mechanism final : public mechanism {
 public:
@@ -267,8 +264,11 @@ private:
             return fail(ec, errc::bad_server_message), std::string();
         const std::string_view server_nonce = a[0].value;
         if (!is_printable_nonce(server_nonce)) return fail(ec, errc::bad_server_message), std::string();
-        // 5.1 "r": the initial part must be exactly the client nonce.
-        if (server_nonce.substr(0, nonce_.size()) != nonce_) return fail(ec, errc::bad_server_nonce), std::string();
+        // 5.1 "r": the initial part must be exactly the client nonce, and
+        // the server appends its own: a nonce the server did not extend
+        // would let it replay an exchange it saw before.
+        if (server_nonce.size() <= nonce_.size() || server_nonce.substr(0, nonce_.size()) != nonce_)
+            return fail(ec, errc::bad_server_nonce), std::string();
         auto salt = base64_decode(a[1].value);
         if (!salt || salt->empty() || salt->size() > 1024) return fail(ec, errc::bad_server_message), std::string();
         // iteration-count = posit-number = %x31-39 *DIGIT
@@ -366,6 +366,17 @@ std::string random_nonce() {
 
 namespace detail {
 
+error_code check_iteration_bounds(std::uint32_t min_iterations, std::uint32_t max_iterations) {
+    // Hi()'s count goes to PKCS5_PBKDF2_HMAC, an int in OpenSSL: refuse
+    // bounds it cannot take now rather than fail the exchange later.
+    if (max_iterations > static_cast<std::uint32_t>(INT_MAX))
+        return make_error_with_text(errc::invalid_configuration,
+                                    "SCRAM: max_iterations exceeds INT_MAX (PBKDF2's limit)");
+    if (min_iterations > max_iterations)
+        return make_error_with_text(errc::invalid_configuration, "SCRAM: min_iterations exceeds max_iterations");
+    return {};
+}
+
 std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const credentials& creds,
                                                  const tls_state& tls, const scram_config& cfg,
                                                  std::string nonce, error_code& ec) {
@@ -377,6 +388,7 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
     else if (base == "SCRAM-SHA-256") md = EVP_sha256();
     else if (base == "SCRAM-SHA-512") md = EVP_sha512();
     if (!md) return ec = bad(errc::invalid_mechanism), nullptr;
+    if ((ec = check_iteration_bounds(cfg.min_iterations, cfg.max_iterations))) return nullptr;
     if (!is_printable_nonce(nonce)) return ec = bad(errc::aborted), nullptr;
 
     // RFC 5802 5.1 "n": SASLprep as a query string; failure or an empty
@@ -433,5 +445,55 @@ std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& 
                                       error_code& ec) {
     return make_scram(name, creds, tls, scram_config{}, ec);
 }
+
+// --- ANONYMOUS (RFC 4505) ----------------------------------------------------------
+
+namespace {
+
+// RFC 4505 2: one message from the client, the optional trace; nothing comes
+// back but the outcome. The trace is always empty here (RFC 6120 6.4.2: sent
+// as "="): it has no meaning to the server and would only describe us.
+class anonymous_mechanism final : public mechanism {
+public:
+    std::string_view name() const noexcept override { return "ANONYMOUS"; }
+    bool finished() const noexcept override { return state_ == state::done; }
+
+    std::optional<std::string> initial_response(error_code& ec) override {
+        ec = {};
+        if (state_ != state::start) return fail(ec, errc::aborted), std::nullopt;
+        state_ = state::sent;
+        return std::string();
+    }
+
+    std::string respond(std::string_view, error_code& ec) override {
+        // RFC 4505 defines no challenge; an empty one (a server that did not
+        // take the initial response) is no different: the message went out.
+        fail(ec, errc::bad_server_message);
+        return {};
+    }
+
+    void finish(std::string_view success_data, error_code& ec) override {
+        ec = {};
+        if (state_ == state::failed) return fail(ec, errc::aborted);
+        if (state_ != state::sent) return fail(ec, errc::unexpected_success);
+        // No additional data is defined for success.
+        if (!success_data.empty()) return fail(ec, errc::bad_server_message);
+        state_ = state::done;
+    }
+
+private:
+    enum class state { start, sent, done, failed };
+
+    void fail(error_code& ec, errc e) {
+        ec = make_error_code(e);
+        state_ = state::failed;
+    }
+
+    state state_ = state::start;
+};
+
+} // namespace
+
+std::unique_ptr<mechanism> make_anonymous() { return std::make_unique<anonymous_mechanism>(); }
 
 } // namespace xmpp::sasl

@@ -47,10 +47,13 @@ bool usable(std::string_view name, const credentials& creds, const tls_state& tl
         return true;
     }
     if (name == "EXTERNAL") return opts.use_external && cyrus_has(name);
+    // In the BoringSSL build Cyrus is not let load GSSAPI when krb5 could
+    // bring OpenSSL's libcrypto in (cyrus.cpp), so cyrus_has() says no.
     if (name == "GSSAPI") return cyrus_has(name);
-    if (name == "PLAIN")
-        return !creds.username.empty() && (tls.secure || opts.allow_plain_without_tls) && cyrus_has(name);
-    if (name == "ANONYMOUS") return opts.allow_anonymous && cyrus_has(name);
+    // PLAIN hands over the password: only inside TLS to an authenticated
+    // peer (RFC 4616 6; with insecure_skip_verify anyone could answer).
+    if (name == "PLAIN") return !creds.username.empty() && tls.secure && tls.peer_verified && cyrus_has(name);
+    if (name == "ANONYMOUS") return opts.allow_anonymous; // native
     return false;
 }
 
@@ -78,6 +81,8 @@ std::vector<std::string> candidates(std::span<const std::string> offered, const 
 std::unique_ptr<mechanism> select(std::span<const std::string> offered, const credentials& creds,
                                   const tls_state& tls, const options& opts, std::string_view domain,
                                   error_code& ec) {
+    // A configuration error shows whatever the server offers.
+    if ((ec = detail::check_iteration_bounds(opts.min_iterations, opts.max_iterations))) return nullptr;
     scram_config cfg;
     cfg.min_iterations = opts.min_iterations;
     cfg.max_iterations = opts.max_iterations;
@@ -88,8 +93,10 @@ std::unique_ptr<mechanism> select(std::span<const std::string> offered, const cr
             // -PLUS: the same strict choice candidates() checked.
             cfg.binding_type = is_plus(name) ? detail::choose_binding(tls, true) : std::string();
             m = make_scram(name, creds, tls, cfg, ec);
+        } else if (name == "ANONYMOUS") {
+            m = make_anonymous();
         } else {
-            m = make_cyrus(name, creds, tls, domain, opts, ec);
+            m = make_cyrus(name, creds, tls, domain, ec);
         }
         if (m) {
             ec = {};
@@ -97,7 +104,9 @@ std::unique_ptr<mechanism> select(std::span<const std::string> offered, const cr
         }
         // Credentials SASLprep refuses would fail every mechanism: say so
         // rather than try the next one (PLAIN would send them unprepared).
-        if (ec == errc::invalid_credentials) return nullptr;
+        // Unusable options are the caller's to fix, not a reason to go
+        // down to a weaker mechanism.
+        if (ec == errc::invalid_credentials || ec == errc::invalid_configuration) return nullptr;
     }
     ec = make_error_code(errc::no_acceptable_mechanism);
     return nullptr;

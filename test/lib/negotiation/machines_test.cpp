@@ -6,11 +6,18 @@
 #include "negotiation/machines.hpp"
 
 #include <xmpp/error.hpp>
+#include <xmpp/negotiator.hpp>
 #include <xmpp/sasl.hpp>
 #include <xmpp/stanza_error.hpp>
 #include <xmpp/stream_error.hpp>
+#include <xmpp/tls.hpp>
 #include <xmpp/xml/reader.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <deque>
 #include <functional>
 
 using namespace xmpp;
@@ -184,6 +191,48 @@ TEST_CASE("SASL machine: a failure injected at every step") {
     }
 }
 
+TEST_CASE("SASL machine: the server's <failure/> <text/> travels in the error_code (RFC 6120 6.5)") {
+    auto fail_with = [](const std::string& failure) {
+        detail::sasl_machine m(std::make_unique<scripted_mechanism>());
+        m.start();
+        return m.on_element(el(failure).root());
+    };
+    SECTION("the text is in ec.message(), the condition still compares equal") {
+        auto r = fail_with("<failure " + sasl_ns + "><not-authorized/><text xml:lang='en'>wrong password</text></failure>");
+        CHECK(r.ec == sasl::errc::not_authorized);
+        CHECK(r.ec.category() == sasl::sasl_category());
+        CHECK(r.ec.message() == "the credentials were not accepted: wrong password");
+        auto d = fail_with("<failure " + sasl_ns + "><account-disabled/><text>call the admin</text></failure>");
+        CHECK(d.ec == sasl::errc::account_disabled);
+        CHECK(d.ec.message() == "the account is disabled: call the admin");
+    }
+    SECTION("no text: the condition's own message") {
+        auto r = fail_with("<failure " + sasl_ns + "><temporary-auth-failure/></failure>");
+        CHECK(r.ec == sasl::errc::temporary_auth_failure);
+        CHECK(r.ec.message() == sasl::make_error_code(sasl::errc::temporary_auth_failure).message());
+    }
+    SECTION("the text is sanitised and capped") {
+        // Control characters XML lets through (TAB, LF, DEL) and non-ASCII
+        // become '?'; past 128 bytes the text is cut.
+        auto r = fail_with("<failure " + sasl_ns + "><not-authorized/><text>bad&#x9;x&#xA;&#x7f;\xc3\xa9" +
+                           std::string(300, 'x') + "</text></failure>");
+        CHECK(r.ec == sasl::errc::not_authorized);
+        const std::string msg = r.ec.message();
+        CHECK(msg.find("bad?x????xxx") != std::string::npos);
+        CHECK(msg.find_first_of("\t\n\x7f") == std::string::npos);
+        CHECK(msg.size() == std::string("the credentials were not accepted: ").size() + 128);
+        CHECK(r.text.size() == 128);
+    }
+}
+
+TEST_CASE("SASL machine: native ANONYMOUS sends '=' (RFC 6120 6.4.2, RFC 4505)") {
+    detail::sasl_machine m(sasl::make_anonymous());
+    auto s = m.start();
+    CHECK(s.next == next::receive);
+    CHECK(s.out == "<auth " + sasl_ns + " mechanism='ANONYMOUS'>=</auth>");
+    CHECK(m.on_element(el("<success " + sasl_ns + "/>").root()).next == next::done);
+}
+
 TEST_CASE("bind machine (RFC 6120 7.6 - 7.7)") {
     SECTION("server-assigned resource") {
         detail::bind_machine m("", "b1");
@@ -276,14 +325,172 @@ TEST_CASE("choosing the next feature by state bits (RFC 6120 4.3.2)") {
     fake_feature sasl("mechanisms", ss::secure, ss::authenticated);
     fake_feature bind("bind", ss::authenticated, ss::ready);
     std::vector<detail::offered_feature> offered = {{&tls, {}}, {&sasl, {}}, {&bind, {}}};
-    std::vector<bool> req = {false, true, true};
-    CHECK(detail::choose_feature(offered, req, ss::none)->feature == &tls);
-    CHECK(detail::choose_feature(offered, req, ss::secure)->feature == &sasl);
-    CHECK(detail::choose_feature(offered, req, ss::secure | ss::authenticated)->feature == &bind);
-    CHECK(detail::choose_feature(offered, req, ss::secure | ss::authenticated | ss::ready) == nullptr);
-    // A required feature that fits goes before an optional one listed first.
-    fake_feature opt("opt", ss::none, ss::none);
-    fake_feature must("must", ss::none, ss::none);
-    std::vector<detail::offered_feature> o2 = {{&opt, {}}, {&must, {}}};
-    CHECK(detail::choose_feature(o2, {false, true}, ss::none)->feature == &must);
+    CHECK(detail::choose_feature(offered, ss::none)->feature == &tls);
+    CHECK(detail::choose_feature(offered, ss::secure)->feature == &sasl);
+    CHECK(detail::choose_feature(offered, ss::secure | ss::authenticated)->feature == &bind);
+    CHECK(detail::choose_feature(offered, ss::secure | ss::authenticated | ss::ready) == nullptr);
+}
+
+TEST_CASE("advertised features are ranked in the negotiator's order, not the document's") {
+    using ss = session_state;
+    auto tls = std::make_shared<fake_feature>("starttls", ss::none, ss::secure);
+    auto sasl = std::make_shared<fake_feature>("mechanisms", ss::none, ss::authenticated); // allow_plaintext
+    auto bind = std::make_shared<fake_feature>("bind", ss::authenticated, ss::ready);
+    const std::vector<std::shared_ptr<const stream_feature>> ours = {tls, sasl, bind};
+    auto f = el("<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                "<bind xmlns='urn:test'/><mechanisms xmlns='urn:test'/><other xmlns='urn:test'/>"
+                "<starttls xmlns='urn:test'/><starttls xmlns='urn:test'><required/></starttls>"
+                "<mechanisms xmlns='urn:other'/></stream:features>");
+    auto offered = detail::match_features(f.root(), ours);
+    REQUIRE(offered.size() == 3);
+    CHECK(offered[0].feature == tls.get());
+    CHECK(offered[1].feature == sasl.get());
+    CHECK(offered[2].feature == bind.get());
+    CHECK_FALSE(offered[0].advertisement.child("required", "urn:test")); // the first <starttls/> counts
+    // SASL fits as well (no secure bit needed), yet STARTTLS comes first.
+    CHECK(detail::choose_feature(offered, ss::none)->feature == tls.get());
+    CHECK(detail::choose_feature(offered, ss::secure)->feature == sasl.get());
+    // Two of ours for one name: the first takes the advertisement.
+    auto twin = std::make_shared<fake_feature>("bind", ss::none, ss::none);
+    auto with_twin = detail::match_features(f.root(), {tls, sasl, bind, twin});
+    REQUIRE(with_twin.size() == 3);
+    CHECK(with_twin[2].feature == bind.get());
+}
+
+namespace {
+
+struct script_done : std::exception {};
+
+// A transport that is never read: features see it only through
+// current_transport() (SASL asks it about TLS).
+struct idle_transport final : transport {
+    explicit idle_transport(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+    asio::any_io_executor get_executor() override { return ex_; }
+    std::size_t read_some(asio::mutable_buffer, error_code& ec) override {
+        ec = asio::error::would_block;
+        return 0;
+    }
+    asio::awaitable<void> wait_read() override { co_return; }
+    asio::awaitable<void> write(std::string_view) override { co_return; }
+    asio::awaitable<void> shutdown() override { co_return; }
+    void close() noexcept override {}
+    bool is_secure() const noexcept override { return false; }
+    asio::any_io_executor ex_;
+};
+
+// The negotiator's side of one stream: the server's elements come from a
+// script; whatever the client sends is recorded; an empty script ends the
+// run (script_done) so the test sees what the client chose first.
+struct scripted_io final : negotiation_io {
+    explicit scripted_io(asio::any_io_executor ex) : transport_(ex) {}
+    asio::awaitable<void> send(xml::node) override { co_return; }
+    asio::awaitable<void> send_raw(std::string_view x) override {
+        sent.emplace_back(x);
+        co_return;
+    }
+    asio::awaitable<xml::element> receive() override {
+        if (script.empty()) throw script_done();
+        auto e = el(script.front());
+        script.pop_front();
+        co_return e;
+    }
+    session_state state() const noexcept override { return state_; }
+    transport& current_transport() noexcept override { return transport_; }
+    std::unique_ptr<transport> take_transport() override { throw script_done(); }
+    const jid& local_address() const noexcept override { return address_; }
+    void set_local_address(jid j) override { address_ = std::move(j); }
+    const std::string& peer_domain() const noexcept override { return domain_; }
+    bool is_initiator() const noexcept override { return true; }
+    asio::awaitable<void> open_stream() override { co_return; }
+    asio::awaitable<xml::stream_header> receive_header() override {
+        xml::stream_header h;
+        h.version = "1.0";
+        h.default_ns = "jabber:client";
+        h.id = "s1";
+        co_return h;
+    }
+    void replace_transport(std::unique_ptr<transport>) override {}
+    void add_state(session_state bits) override { state_ |= bits; }
+
+    std::deque<std::string> script;
+    std::vector<std::string> sent;
+    idle_transport transport_;
+    session_state state_ = session_state::none;
+    jid address_ = jid::parse("alice@example.org");
+    std::string domain_ = "example.org";
+};
+
+// Runs the default client negotiator over `features` until the script ends;
+// returns what it sent and how it ended.
+struct run_result {
+    std::vector<std::string> sent;
+    boost::system::error_code ec; // system_error's code; {} for script_done
+    bool script_ended = false;
+};
+
+run_result negotiate(const std::string& features, bool allow_plaintext) {
+    asio::io_context io;
+    scripted_io s(io.get_executor());
+    s.script.push_back("<stream:features xmlns:stream='http://etherx.jabber.org/streams'>" + features +
+                       "</stream:features>");
+    client_features_config cfg;
+    cfg.credentials = {"alice", "secret", ""};
+    cfg.allow_plaintext = allow_plaintext;
+    tls::client_options to;
+    to.use_system_store = false;
+    cfg.tls = tls::context::make_client(to);
+    auto neg = make_client_negotiator(cfg);
+    run_result r;
+    asio::co_spawn(io, neg->run(s), [&](std::exception_ptr e) {
+        try {
+            if (e) std::rethrow_exception(e);
+        } catch (const script_done&) {
+            r.script_ended = true;
+        } catch (const boost::system::system_error& se) {
+            r.ec = se.code();
+        }
+    });
+    io.run();
+    r.sent = s.sent;
+    return r;
+}
+
+const std::string starttls_el = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+const std::string starttls_required =
+    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>";
+const std::string mechanisms_el = "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                  "<mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>";
+
+} // namespace
+
+TEST_CASE("client negotiator: an offered STARTTLS goes first, required or not, whatever the order") {
+    for (bool allow_plaintext : {false, true}) {
+        for (const auto& features : {mechanisms_el + starttls_el, starttls_el + mechanisms_el,
+                                     mechanisms_el + starttls_required, starttls_required + mechanisms_el}) {
+            CAPTURE(allow_plaintext, features);
+            auto r = negotiate(features, allow_plaintext);
+            CHECK(r.script_ended); // waiting for <proceed/>
+            CHECK_FALSE(r.ec);
+            REQUIRE(r.sent.size() == 1);
+            CHECK(r.sent[0] == starttls_el);
+        }
+    }
+}
+
+TEST_CASE("client negotiator: without STARTTLS offered, allow_plaintext decides") {
+    SECTION("refused by default (RFC 7590 3.1)") {
+        auto r = negotiate(mechanisms_el, false);
+        CHECK(r.ec == errc::tls_required);
+        CHECK(r.sent.empty());
+    }
+    SECTION("allowed: SASL goes on, without PLAIN") {
+        auto r = negotiate(mechanisms_el, true);
+        CHECK(r.script_ended);
+        REQUIRE(r.sent.size() == 1);
+        CHECK(r.sent[0].starts_with("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"));
+        auto only_plain = negotiate("<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                    "<mechanism>PLAIN</mechanism></mechanisms>", true);
+        CHECK(only_plain.ec == sasl::errc::no_acceptable_mechanism);
+        CHECK(only_plain.sent.empty());
+    }
 }

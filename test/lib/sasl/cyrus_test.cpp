@@ -1,6 +1,8 @@
 // Tests of lib/src/sasl/cyrus.cpp, in a process of their own: PLAIN,
-// ANONYMOUS, EXTERNAL and GSSAPI through Cyrus, the plugin filter, and the
-// proof that OpenSSL's libcrypto.so.3 never enters a BoringSSL process.
+// EXTERNAL and GSSAPI through Cyrus (never its ANONYMOUS), the plugin
+// filter and its krb5 module check, and the proof that OpenSSL's
+// libcrypto.so.3 never enters a BoringSSL process, even after a GSSAPI
+// attempt with a keytab.
 #include "test_catch.hpp"
 
 #include <xmpp/sasl.hpp>
@@ -8,9 +10,11 @@
 #include "sasl/detail.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <elf.h>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sys/stat.h>
@@ -25,6 +29,7 @@ namespace {
 sasl::tls_state secure() {
     sasl::tls_state t;
     t.secure = true;
+    t.peer_verified = true;
     t.tls_version = 0x0304;
     return t;
 }
@@ -59,7 +64,8 @@ std::string read_maps() {
 
 // A minimal ELF64 shared object: one PT_LOAD over the whole file, a
 // PT_DYNAMIC with the given DT_NEEDED entries and DT_RUNPATH.
-std::string make_elf(const std::vector<std::string>& needed, const std::string& runpath) {
+std::string make_elf(const std::vector<std::string>& needed, const std::string& runpath,
+                     std::uint16_t machine = EM_X86_64) {
     std::string strtab(1, '\0');
     std::vector<Elf64_Dyn> dyn;
     for (const auto& n : needed) {
@@ -83,7 +89,7 @@ std::string make_elf(const std::vector<std::string>& needed, const std::string& 
     eh.e_ident[EI_DATA] = ELFDATA2LSB;
     eh.e_ident[EI_VERSION] = EV_CURRENT;
     eh.e_type = ET_DYN;
-    eh.e_machine = EM_X86_64;
+    eh.e_machine = machine;
     eh.e_version = EV_CURRENT;
     eh.e_phoff = sizeof(Elf64_Ehdr);
     eh.e_ehsize = sizeof(Elf64_Ehdr);
@@ -115,17 +121,37 @@ struct temp_dir {
         path = tmpl;
     }
     ~temp_dir() {
-        for (const auto& f : files) ::unlink(f.c_str());
-        ::rmdir(path.c_str());
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
     }
+    // `name` may hold '/': the directories are made.
     std::string write(const std::string& name, const std::string& data) {
         const std::string p = path + "/" + name;
+        std::filesystem::create_directories(std::filesystem::path(p).parent_path());
         std::ofstream(p, std::ios::binary) << data;
-        files.push_back(p);
         return p;
     }
-    std::vector<std::string> files;
 };
+
+// A keytab (MIT format 0x0502) with one entry for user@EXAMPLE.ORG: enough
+// for krb5 to try an AS exchange with it (KRB5_CLIENT_KTNAME).
+std::string make_keytab() {
+    auto u16 = [](std::uint16_t v) { return std::string{char(v >> 8), char(v & 0xff)}; };
+    auto u32 = [&](std::uint32_t v) { return u16(std::uint16_t(v >> 16)) + u16(std::uint16_t(v & 0xffff)); };
+    auto counted = [&](const std::string& s) { return u16(std::uint16_t(s.size())) + s; };
+    std::string entry = u16(1) + counted("EXAMPLE.ORG") + counted("user");
+    entry += u32(1);                                  // KRB5_NT_PRINCIPAL
+    entry += u32(0);                                  // timestamp
+    entry += '\x01';                                  // vno8
+    entry += u16(18) + counted(std::string(32, '\0')); // aes256-cts-hmac-sha1-96, zero key
+    entry += u32(1);                                  // vno
+    return std::string("\x05\x02", 2) + u32(std::uint32_t(entry.size())) + entry;
+}
+
+bool cyrus_has(const std::string& name) {
+    const auto mechs = sasl::cyrus_mechanisms();
+    return std::find(mechs.begin(), mechs.end(), name) != mechs.end();
+}
 
 std::string run_first(sasl::mechanism& m, error_code& ec) {
     auto r = m.initial_response(ec);
@@ -176,17 +202,25 @@ TEST_CASE("Cyrus PLAIN sends authzid NUL authcid NUL password") {
     }
 }
 
-TEST_CASE("Cyrus PLAIN is refused without TLS") {
+TEST_CASE("Cyrus PLAIN is refused without TLS and to an unverified TLS peer") {
     error_code ec;
     sasl::tls_state insecure;
     CHECK_FALSE(sasl::make_cyrus("PLAIN", {"user", "pass", ""}, insecure, "example.org", ec));
     CHECK(ec == errc::plain_without_tls);
+    // A claim of verification without TLS changes nothing.
+    insecure.peer_verified = true;
+    CHECK_FALSE(sasl::make_cyrus("PLAIN", {"user", "pass", ""}, insecure, "example.org", ec));
+    CHECK(ec == errc::plain_without_tls);
 
-    sasl::options o;
-    o.allow_plain_without_tls = true;
-    auto m = sasl::make_cyrus("PLAIN", {"user", "pass", ""}, insecure, "example.org", o, ec);
-    REQUIRE(m);
-    CHECK(run_first(*m, ec) == std::string("\0user\0pass", 10));
+    // TLS with insecure_skip_verify: encrypted, but to whom?
+    auto unverified = secure();
+    unverified.peer_verified = false;
+    CHECK_FALSE(sasl::make_cyrus("PLAIN", {"user", "pass", ""}, unverified, "example.org", ec));
+    CHECK(ec == errc::plain_unverified_peer);
+    CHECK(ec.message().find("not verified") != std::string::npos);
+    // Mechanisms that reveal no password are not affected.
+    CHECK(sasl::make_cyrus("EXTERNAL", {"", "", ""}, unverified, "example.org", ec));
+    CHECK_FALSE(ec);
 
     // Cyrus itself refuses too (SASL_SEC_NOPLAINTEXT in SASL_SEC_PROPS), and
     // its own text reaches the error message.
@@ -201,22 +235,26 @@ TEST_CASE("Cyrus PLAIN is refused without TLS") {
     CHECK(ec.message() != sasl::make_error_code(errc::mechanism_error).message());
 }
 
-TEST_CASE("Cyrus ANONYMOUS") {
+TEST_CASE("Cyrus's ANONYMOUS is never used: it leaks the host name") {
     // Cyrus 2.1.28's ANONYMOUS client always sends "anonymous@<hostname>"
-    // as the RFC 4505 trace and ignores the one the application gives.
+    // as the RFC 4505 trace. Its plugin may be loaded, but make_cyrus()
+    // refuses the name and select() uses the native one.
+    error_code ec;
+    CHECK(cyrus_has("ANONYMOUS"));
+    CHECK_FALSE(sasl::make_cyrus("ANONYMOUS", {"", "", ""}, secure(), "example.org", ec));
+    CHECK(ec == errc::invalid_mechanism);
+
+    sasl::options o;
+    o.allow_anonymous = true;
+    auto m = sasl::select(std::vector<std::string>{"ANONYMOUS"}, {"", "", ""}, sasl::tls_state{}, o, "example.org", ec);
+    REQUIRE(m);
+    CHECK(m->name() == "ANONYMOUS");
+    auto first = m->initial_response(ec);
+    REQUIRE(first);
     char host[256] = {};
     REQUIRE(::gethostname(host, sizeof host - 1) == 0);
-    const std::string expected = std::string("anonymous@") + host;
-    error_code ec;
-    for (const sasl::credentials& c : {sasl::credentials{"", "", ""}, sasl::credentials{"juliet@example.org", "", ""}}) {
-        auto m = sasl::make_cyrus("ANONYMOUS", c, sasl::tls_state{}, "example.org", ec);
-        REQUIRE(m);
-        CHECK(run_first(*m, ec) == expected);
-        REQUIRE_FALSE(ec);
-        m->finish("", ec);
-        CHECK_FALSE(ec);
-        CHECK(m->finished());
-    }
+    CHECK(first->find(host) == std::string::npos);
+    CHECK(first->empty());
 }
 
 TEST_CASE("Cyrus EXTERNAL sends the authzid, or an empty response") {
@@ -235,15 +273,23 @@ TEST_CASE("Cyrus EXTERNAL sends the authzid, or an empty response") {
     CHECK_FALSE(ec);
 }
 
-TEST_CASE("Cyrus GSSAPI is creatable iff its plugin is installed") {
+TEST_CASE("Cyrus GSSAPI is creatable iff its plugin is installed and krb5 cannot bring libcrypto in") {
     const std::string dir = plugin_dir();
     struct stat st{};
     const bool installed = ::stat((dir + "/libgssapiv2.so").c_str(), &st) == 0;
+    const std::string& blocked = sasl::detail::gssapi_unavailable_reason();
+    // Only the BoringSSL build blocks; the OpenSSL build keeps GSSAPI.
+    if (!sasl::detail::cyrus_filters_plugins()) CHECK(blocked.empty());
     error_code ec;
     auto m = sasl::make_cyrus("GSSAPI", {"user", "", ""}, secure(), "localhost", ec);
-    CHECK(static_cast<bool>(m) == installed);
+    CHECK(static_cast<bool>(m) == (installed && blocked.empty()));
     if (!m) {
         CHECK(ec == errc::mechanism_error);
+        if (installed) {
+            INFO(ec.message());
+            CHECK(ec.message() == blocked);
+            CHECK(ec.message().find("-Dtls=openssl") != std::string::npos);
+        }
         return;
     }
     // No Kerberos ticket here: the start fails, cleanly and with Cyrus's text.
@@ -258,7 +304,8 @@ TEST_CASE("Cyrus GSSAPI is creatable iff its plugin is installed") {
 
 TEST_CASE("Cyrus is never asked for other mechanisms") {
     error_code ec;
-    for (std::string_view n : {"SCRAM-SHA-1", "SCRAM-SHA-256", "DIGEST-MD5", "CRAM-MD5", "LOGIN", "NTLM", "plain", ""}) {
+    for (std::string_view n : {"SCRAM-SHA-1", "SCRAM-SHA-256", "DIGEST-MD5", "CRAM-MD5", "LOGIN", "NTLM", "ANONYMOUS",
+                               "GS2-KRB5", "plain", ""}) {
         INFO(n);
         CHECK_FALSE(sasl::make_cyrus(n, {"user", "pass", ""}, secure(), "example.org", ec));
         CHECK(ec == errc::invalid_mechanism);
@@ -288,6 +335,30 @@ TEST_CASE("The plugin filter reads DT_NEEDED through the dependency closure") {
         const auto y = d.write("liby.so", make_elf({"libx.so"}, "$ORIGIN"));
         CHECK(sasl::detail::openssl_dependency(y) == "");
     }
+    SECTION("a dependency that cannot be found is refused, whatever its name") {
+        // ld.so might find it where we do not look (or an attacker's copy):
+        // what it would load cannot be judged.
+        CHECK(sasl::detail::openssl_dependency(d.write("liblost.so", make_elf({"libxmpp-test-nowhere.so.1"}, ""))) ==
+              "libxmpp-test-nowhere.so.1 (not found)");
+        d.write("libjunk.so", "not an ELF object");
+        CHECK(sasl::detail::openssl_dependency(d.write("libusesjunk.so", make_elf({"libjunk.so"}, "$ORIGIN"))) ==
+              "libjunk.so (not found)");
+    }
+    SECTION("objects of another machine are passed over, as ld.so does") {
+        // $ORIGIN/a holds an ARM build of libdep.so; $ORIGIN/b the one that
+        // would load, and it needs libcrypto.
+        d.write("a/libdep.so", make_elf({"libc.so.6"}, "", EM_AARCH64));
+        d.write("b/libdep.so", make_elf({"libcrypto.so.3"}, ""));
+        CHECK(sasl::detail::openssl_dependency(d.write("libtop.so", make_elf({"libdep.so"}, "$ORIGIN/a:$ORIGIN/b"))) ==
+              "libcrypto.so.3");
+        CHECK_FALSE(sasl::detail::openssl_dependency(d.path + "/a/libdep.so")); // not loadable here at all
+    }
+    SECTION("system libraries resolve (through ld.so.conf and the default directories)") {
+        for (const char* lib : {"libc.so.6", "libkrb5.so.3", "libgssapi_krb5.so.2"}) {
+            INFO(lib);
+            CHECK(sasl::detail::openssl_dependency(d.write(std::string("uses-") + lib, make_elf({lib}, ""))) == "");
+        }
+    }
     SECTION("not ELF, truncated or garbage: rejected, no crash") {
         CHECK_FALSE(sasl::detail::openssl_dependency(d.write("text.so", "not an ELF file")));
         CHECK_FALSE(sasl::detail::openssl_dependency(d.path + "/missing.so"));
@@ -300,6 +371,59 @@ TEST_CASE("The plugin filter reads DT_NEEDED through the dependency closure") {
         std::string bad = good;
         bad[sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr) + 8] = '\x7f'; // first DT_NEEDED offset far out
         CHECK_FALSE(sasl::detail::openssl_dependency(d.write("badoff.so", bad)));
+    }
+}
+
+TEST_CASE("The krb5 module check finds OpenSSL in plugin directories, mech configs and krb5.conf modules") {
+    temp_dir d;
+    using sasl::detail::kerberos_modules;
+    using sasl::detail::kerberos_openssl_module;
+    d.write("plugins/preauth/clean.so", make_elf({"libc.so.6"}, ""));
+    d.write("plugins/README", "not a module");
+    kerberos_modules m;
+    m.plugin_dirs = {d.path + "/plugins"};
+    CHECK(kerberos_openssl_module(m) == "");
+
+    SECTION("a plugin two levels down") {
+        const auto bad = d.write("plugins/tls/k5tls.so", make_elf({"libssl.so.3"}, ""));
+        CHECK(kerberos_openssl_module(m) == bad + ", which needs libssl.so.3");
+    }
+    SECTION("a GSS mechanism module named in a mech config") {
+        const auto bad = d.write("mech/libmech.so", make_elf({"libinner.so"}, "$ORIGIN"));
+        d.write("mech/libinner.so", make_elf({"libcrypto.so.3"}, ""));
+        const auto conf = d.write("mech.d/x.conf", "# comment\n\nmech_x 1.2.3.4 " + bad + " opts <type>\n");
+        m.mech_configs = {d.path + "/missing.conf", conf};
+        CHECK(kerberos_openssl_module(m) == bad + ", which needs libcrypto.so.3");
+    }
+    SECTION("a module whose dependency cannot be found") {
+        const auto bad = d.write("plugins/preauth/odd.so", make_elf({"libxmpp-test-nowhere.so.2"}, ""));
+        CHECK(kerberos_openssl_module(m) == bad + ", which needs libxmpp-test-nowhere.so.2 (not found)");
+    }
+    SECTION("krb5.conf modules, also through include") {
+        const auto bad = d.write("elsewhere/otp.so", make_elf({"libcrypto.so.3"}, ""));
+        d.write("inc.conf", "[plugins]\n clpreauth = {\n  module = otp2:" + bad + "\n }\n");
+        const auto conf = d.write("krb5.conf", "[libdefaults]\n default_realm = X\ninclude " + d.path + "/inc.conf\n");
+        ::setenv("KRB5_CONFIG", conf.c_str(), 1);
+        auto sys = sasl::detail::system_kerberos_modules();
+        ::unsetenv("KRB5_CONFIG");
+        CHECK(std::find(sys.module_files.begin(), sys.module_files.end(), bad) != sys.module_files.end());
+        m.module_files = sys.module_files;
+        CHECK(kerberos_openssl_module(m) == bad + ", which needs libcrypto.so.3");
+    }
+}
+
+TEST_CASE("This system's krb5 modules: Debian 12's spake.so needs libcrypto.so.3") {
+    const auto sys = sasl::detail::system_kerberos_modules();
+    const std::string spake = "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/spake.so";
+    struct stat st{};
+    if (::stat(spake.c_str(), &st) != 0) return; // not Debian 12 with libkrb5-3
+    CHECK(sasl::detail::openssl_dependency(spake) == "libcrypto.so.3");
+    const auto bad = sasl::detail::kerberos_openssl_module(sys);
+    INFO(bad);
+    CHECK(bad.find("spake.so, which needs libcrypto.so.3") != std::string::npos);
+    if (sasl::detail::cyrus_filters_plugins()) {
+        CHECK(sasl::detail::gssapi_unavailable_reason().find(bad) != std::string::npos);
+        CHECK(sasl::detail::gssapi_unavailable_reason().find("-Dtls=openssl") != std::string::npos);
     }
 }
 
@@ -316,16 +440,81 @@ TEST_CASE("The system plugin directory holds plugins that need libcrypto.so.3, a
     CHECK(clean.count("libplain.so") == 1);
     CHECK(clean.count("libanonymous.so") == 1);
 
+    // Plugins on krb5 (GSSAPI, GS2) pass the check themselves.
+    std::set<std::string> on_krb5;
+    for (const auto& f : so_files(dir))
+        if (sasl::detail::uses_kerberos(f)) on_krb5.insert(basename_of(f));
+    CHECK(on_krb5.count("libplain.so") == 0);
+    if (::access((dir + "/libgssapiv2.so").c_str(), F_OK) == 0) CHECK(on_krb5.count("libgssapiv2.so") == 1);
+
     // What Cyrus was let load during its initialisation.
     std::set<std::string> loaded, refused;
-    for (const auto& v : sasl::detail::cyrus_plugin_verdicts())
+    for (const auto& v : sasl::detail::cyrus_plugin_verdicts()) {
         (v.loaded ? loaded : refused).insert(basename_of(v.path));
+        if (!v.loaded && on_krb5.count(basename_of(v.path))) CHECK(v.reason.starts_with("MIT krb5 module "));
+    }
     if (sasl::detail::cyrus_filters_plugins()) {
-        CHECK(refused == needs_openssl);
-        CHECK(loaded == clean);
+        // ... unless krb5's own modules would bring libcrypto in.
+        auto expect_refused = needs_openssl;
+        auto expect_loaded = clean;
+        if (!sasl::detail::gssapi_unavailable_reason().empty())
+            for (const auto& k : on_krb5) expect_refused.insert(k), expect_loaded.erase(k);
+        CHECK(refused == expect_refused);
+        CHECK(loaded == expect_loaded);
     } else {
         CHECK(refused.empty());
     }
+}
+
+TEST_CASE("A GSSAPI attempt with a keytab and a KDC to ask leaves libcrypto.so.3 out of a BoringSSL process") {
+    // The audit's case: krb5 has what it needs to start an AS exchange
+    // (a client keytab, a realm with a KDC), so it loads its preauth
+    // plugins (spake.so links libcrypto.so.3). The KDC is loopback port 1,
+    // where nothing listens: the exchange fails fast.
+    temp_dir d;
+    const auto keytab = d.write("client.keytab", make_keytab());
+    const auto conf = d.write("krb5.conf", "[libdefaults]\n default_realm = EXAMPLE.ORG\n dns_lookup_kdc = false\n"
+                                           " dns_lookup_realm = false\n udp_preference_limit = 1\n[realms]\n"
+                                           " EXAMPLE.ORG = {\n  kdc = 127.0.0.1:1\n }\n");
+    ::setenv("KRB5_CONFIG", conf.c_str(), 1);
+    ::setenv("KRB5_CLIENT_KTNAME", ("FILE:" + keytab).c_str(), 1);
+    ::setenv("KRB5CCNAME", "MEMORY:xmpp-cyrus-test", 1);
+
+    error_code ec;
+    auto m = sasl::make_cyrus("GSSAPI", {"user", "", ""}, secure(), "localhost", ec);
+    sasl::options o;
+    o.mechanisms = {"GSSAPI"};
+    error_code sec;
+    auto chosen = sasl::select(std::vector<std::string>{"GSSAPI"}, {"user", "", ""}, secure(), o, "localhost", sec);
+    if (m) m->initial_response(ec); // what would map libcrypto.so.3 without the check
+    if (chosen) chosen->initial_response(sec);
+    const std::string maps = read_maps();
+    ::unsetenv("KRB5_CONFIG");
+    ::unsetenv("KRB5_CLIENT_KTNAME");
+    ::unsetenv("KRB5CCNAME");
+
+    if (!sasl::detail::cyrus_filters_plugins()) {
+        // OpenSSL build: GSSAPI stays, and fails here only for want of a KDC.
+        if (cyrus_has("GSSAPI")) {
+            REQUIRE(m);
+            CHECK(ec == errc::mechanism_error);
+            CHECK(chosen);
+        }
+        return;
+    }
+    CHECK(maps.find("libcrypto.so.3") == std::string::npos);
+    CHECK(maps.find("spake.so") == std::string::npos);
+    if (sasl::detail::gssapi_unavailable_reason().empty()) return; // no krb5 module needs OpenSSL here
+    CHECK_FALSE(m);
+    CHECK(ec == errc::mechanism_error);
+    INFO(ec.message());
+    CHECK(ec.message().starts_with("GSSAPI is unavailable in this BoringSSL build: MIT krb5 could load /"));
+    CHECK(ec.message().find(", which needs libcrypto.so.3") != std::string::npos);
+    CHECK(ec.message().find("-Dtls=openssl") != std::string::npos);
+    CHECK_FALSE(chosen);
+    CHECK(sec == errc::no_acceptable_mechanism);
+    CHECK(sasl::candidates(std::vector<std::string>{"GSSAPI", "PLAIN"}, {"user", "p", ""}, secure(), {}) ==
+          std::vector<std::string>{"PLAIN"});
 }
 
 TEST_CASE("No OpenSSL libcrypto.so.3 in a BoringSSL process after every Cyrus mechanism ran") {
@@ -341,6 +530,9 @@ TEST_CASE("No OpenSSL libcrypto.so.3 in a BoringSSL process after every Cyrus me
         }
         m->initial_response(ec); // GSSAPI fails without a ticket; the others answer
     }
+    error_code ec;
+    auto anon = sasl::make_anonymous(); // native: no plugin at all
+    anon->initial_response(ec);
     const std::string maps = read_maps();
     // The check sees real loads: Cyrus and its PLAIN plugin are mapped.
     REQUIRE(maps.find("libsasl2.so") != std::string::npos);

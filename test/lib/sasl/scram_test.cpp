@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <climits>
 #include <map>
 #include <string>
 #include <vector>
@@ -405,6 +406,7 @@ TEST_CASE("SCRAM rejects malformed server-first messages") {
         {"r=" + n + "srv" + std::string(20000, 'x') + ",s=QSXCR+Q6sek8bf92,i=4096", errc::bad_server_message},
         {"r=Xyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096", errc::bad_server_nonce},
         {"r=fyko+d2lbbFgONRv9qkxd,s=QSXCR+Q6sek8bf92,i=4096", errc::bad_server_nonce}, // shorter than ours
+        {"r=" + n + ",s=QSXCR+Q6sek8bf92,i=4096", errc::bad_server_nonce}, // ours, nothing appended (5.1)
         {"r=3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096", errc::bad_server_nonce},
         {good_r + ",s=QSXCR+Q6sek8bf92,i=4095", errc::iteration_count_out_of_range},
         {good_r + ",s=QSXCR+Q6sek8bf92,i=1", errc::iteration_count_out_of_range},
@@ -556,6 +558,78 @@ TEST_CASE("SCRAM iteration bounds come from the configuration") {
     CHECK_FALSE(ec);
 }
 
+TEST_CASE("SCRAM refuses unusable iteration bounds at creation") {
+    struct row {
+        std::uint32_t min, max;
+        std::string_view says;
+    };
+    for (const auto& r : {row{4096, std::uint32_t(INT_MAX) + 1u, "INT_MAX"}, row{1, UINT32_MAX, "INT_MAX"},
+                          row{4097, 4096, "min_iterations exceeds max_iterations"}}) {
+        CAPTURE(r.min, r.max);
+        sasl::scram_config cfg;
+        cfg.min_iterations = r.min;
+        cfg.max_iterations = r.max;
+        error_code ec;
+        CHECK_FALSE(sasl::make_scram("SCRAM-SHA-1", user_pencil, {}, cfg, ec));
+        CHECK(ec == errc::invalid_configuration);
+        CHECK(ec.message().find(r.says) != std::string::npos);
+        CHECK_FALSE(sasl::detail::make_scram_with_nonce("SCRAM-SHA-1", user_pencil, {}, cfg, "abc", ec));
+        CHECK(ec == errc::invalid_configuration);
+    }
+    // The largest usable bound works, up to the exchange.
+    sasl::scram_config cfg;
+    cfg.max_iterations = INT_MAX;
+    auto m = scram("SCRAM-SHA-1", std::string(rfc5802_nonce), user_pencil, {}, cfg);
+    first(*m);
+    error_code ec;
+    CHECK(m->respond(rfc5802_server_first, ec) == rfc5802_client_final);
+    CHECK_FALSE(ec);
+}
+
+TEST_CASE("ANONYMOUS (RFC 4505): one empty message, nothing else") {
+    error_code ec;
+    SECTION("the exchange") {
+        auto m = sasl::make_anonymous();
+        CHECK(m->name() == "ANONYMOUS");
+        CHECK(m->channel_binding().empty());
+        auto r = m->initial_response(ec);
+        CHECK_FALSE(ec);
+        REQUIRE(r);
+        CHECK(r->empty()); // the empty trace: nothing about this machine
+        CHECK_FALSE(m->finished());
+        m->finish("", ec);
+        CHECK_FALSE(ec);
+        CHECK(m->finished());
+    }
+    SECTION("a challenge is a protocol error, and the exchange stays failed") {
+        for (std::string_view c : {"", "trace?"}) {
+            auto m = sasl::make_anonymous();
+            m->initial_response(ec);
+            m->respond(c, ec);
+            CHECK(ec == errc::bad_server_message);
+            m->finish("", ec);
+            CHECK(ec == errc::aborted);
+            CHECK_FALSE(m->finished());
+        }
+    }
+    SECTION("success data is not defined") {
+        auto m = sasl::make_anonymous();
+        m->initial_response(ec);
+        m->finish("x", ec);
+        CHECK(ec == errc::bad_server_message);
+        CHECK_FALSE(m->finished());
+    }
+    SECTION("success before the message, or a second start") {
+        auto m = sasl::make_anonymous();
+        m->finish("", ec);
+        CHECK(ec == errc::unexpected_success);
+        auto m2 = sasl::make_anonymous();
+        m2->initial_response(ec);
+        CHECK_FALSE(m2->initial_response(ec));
+        CHECK(ec == errc::aborted);
+    }
+}
+
 TEST_CASE("SCRAM client nonces are random and printable") {
     error_code ec;
     auto a = sasl::make_scram("SCRAM-SHA-256", user_pencil, {}, ec);
@@ -645,6 +719,11 @@ TEST_CASE("SASL error category and RFC 6120 6.5 conditions") {
         CHECK(sasl::from_condition(name) == e);
     }
     CHECK(sasl::condition_name(errc::bad_server_nonce).empty());
+    for (errc e : {errc::invalid_configuration, errc::plain_unverified_peer}) {
+        CHECK(sasl::condition_name(e).empty());
+        CHECK(sasl::make_error_code(e).message().find("unknown") == std::string::npos);
+    }
+    CHECK(static_cast<int>(errc::plain_unverified_peer) == static_cast<int>(errc::invalid_credentials) + 2);
     CHECK(sasl::from_condition("no-such-condition") == errc::not_authorized);
     CHECK(sasl::from_condition("") == errc::not_authorized);
     CHECK(sasl::from_condition("bad-server-nonce") == errc::not_authorized);

@@ -5,6 +5,7 @@
 #include <xmpp/sasl.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <map>
 
 namespace sasl = xmpp::sasl;
@@ -21,6 +22,7 @@ sasl::tls_state tls(int version, std::map<std::string, std::vector<std::uint8_t>
                     names advertised = {}) {
     sasl::tls_state t;
     t.secure = version != 0;
+    t.peer_verified = t.secure;
     t.tls_version = version;
     t.binding = [data = std::move(data)](std::string_view type) {
         auto it = data.find(std::string(type));
@@ -150,11 +152,58 @@ TEST_CASE("select: an insecure stream gets no PLAIN and no binding") {
     CHECK(only_plain.ec == errc::no_acceptable_mechanism);
     CHECK(only_plain.name.empty());
 
+    // No option brings PLAIN back without TLS: asking for it by name, even
+    // alone, even with a stream that claims a verified peer.
     sasl::options o;
-    o.allow_plain_without_tls = true;
-    auto allowed = pick({"PLAIN"}, plain_tcp, o);
+    o.mechanisms = {"PLAIN"};
+    CHECK(pick({"PLAIN", "SCRAM-SHA-1"}, plain_tcp, o).ec == errc::no_acceptable_mechanism);
+    auto claims = plain_tcp;
+    claims.peer_verified = true;
+    CHECK(pick({"PLAIN"}, claims, o).ec == errc::no_acceptable_mechanism);
+    CHECK(sasl::candidates(names{"PLAIN"}, creds, claims, o).empty());
+    // On TLS with a verified peer the same request gets PLAIN.
+    auto allowed = pick({"PLAIN", "SCRAM-SHA-1"}, tls13, o);
     CHECK(allowed.name == "PLAIN");
     CHECK(allowed.first == std::string("\0juliet\0r0m30", 13));
+}
+
+TEST_CASE("select: no PLAIN to a TLS peer whose certificate was not verified") {
+    // insecure_skip_verify: the stream is encrypted, but to anyone; PLAIN
+    // would hand them the password. SCRAM proves knowledge without it.
+    auto unverified = tls13;
+    unverified.peer_verified = false;
+    CHECK(sasl::candidates(all_scram, creds, unverified, {}) ==
+          names{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"});
+    CHECK(pick(all_scram, unverified).name == "SCRAM-SHA-512");
+    CHECK(pick({"PLAIN"}, unverified).ec == errc::no_acceptable_mechanism);
+    sasl::options o;
+    o.mechanisms = {"PLAIN", "SCRAM-SHA-256"};
+    CHECK(pick(all_scram, unverified, o).name == "SCRAM-SHA-256");
+    CHECK(pick(all_scram, tls13, o).name == "PLAIN"); // the same, verified
+    // -PLUS too stays available: binding does not need the peer verified.
+    auto u12 = tls12;
+    u12.peer_verified = false;
+    CHECK(pick({"SCRAM-SHA-1-PLUS", "PLAIN"}, u12).name == "SCRAM-SHA-1-PLUS");
+}
+
+TEST_CASE("select: ANONYMOUS is native and sends an empty trace (RFC 4505)") {
+    sasl::options anon;
+    anon.allow_anonymous = true;
+    for (const auto& t : {plain_tcp, tls13}) {
+        error_code ec;
+        auto m = sasl::select(names{"ANONYMOUS"}, {"", "", ""}, t, anon, "example.org", ec);
+        REQUIRE(m);
+        CHECK_FALSE(ec);
+        CHECK(m->name() == "ANONYMOUS");
+        auto first = m->initial_response(ec);
+        REQUIRE(first); // an initial response, zero-length: "=" on the wire
+        CHECK(first->empty());
+        m->finish("", ec);
+        CHECK_FALSE(ec);
+        CHECK(m->finished());
+    }
+    // Only when asked for.
+    CHECK(pick({"ANONYMOUS"}, tls13, {}, {"", "", ""}).ec == errc::no_acceptable_mechanism);
 }
 
 TEST_CASE("select: default order, strongest first") {
@@ -236,6 +285,25 @@ TEST_CASE("select: credentials SASLprep refuses stop the choice") {
     auto r = pick({"SCRAM-SHA-1", "PLAIN"}, tls13, {}, {"juliet", "bad\x07", ""});
     CHECK(r.ec == errc::invalid_credentials);
     CHECK(r.name.empty());
+}
+
+TEST_CASE("select: unusable iteration bounds are a configuration error, whatever is offered") {
+    for (auto [lo, hi] : {std::pair<std::uint32_t, std::uint32_t>{4096, std::uint32_t(INT_MAX) + 1u},
+                          {4096, UINT32_MAX}, {5000, 4096}}) {
+        CAPTURE(lo, hi);
+        sasl::options o;
+        o.min_iterations = lo;
+        o.max_iterations = hi;
+        // Not no_acceptable_mechanism, and no fallback to PLAIN.
+        for (const names& offered : {names{"SCRAM-SHA-256", "PLAIN"}, names{"PLAIN"}}) {
+            auto r = pick(offered, tls13, o);
+            CHECK(r.ec == errc::invalid_configuration);
+            CHECK(r.name.empty());
+        }
+    }
+    sasl::options edge;
+    edge.min_iterations = edge.max_iterations = INT_MAX;
+    CHECK(pick({"SCRAM-SHA-256"}, tls13, edge).name == "SCRAM-SHA-256");
 }
 
 TEST_CASE("select: iteration bounds reach SCRAM") {
