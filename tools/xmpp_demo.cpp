@@ -46,14 +46,19 @@ asio::awaitable<void> run_client(xmpp::session_options opts) {
         xmpp::make_iq(xmpp::iq_type::get, server, "query", "http://jabber.org/protocol/disco#info"), use_awaitable);
     const double rtt = ms_since(t0);
     auto query = xmpp::iq_view(info.root()).payload();
-    int features = 0;
+    std::string features;
+    int count = 0;
     for (auto c : xmpp::xml::children(query)) {
         if (c.name() == "identity")
             std::printf("disco#info: identity %s/%s \"%s\"\n", std::string(c.attr("category")).c_str(),
                         std::string(c.attr("type")).c_str(), std::string(c.attr("name")).c_str());
-        if (c.name() == "feature") ++features;
+        if (c.name() == "feature") {
+            features += features.empty() ? "" : " ";
+            features += c.attr("var");
+            ++count;
+        }
     }
-    std::printf("disco#info: %d features  (%.2f ms)\n", features, rtt);
+    std::printf("disco#info: %d features: %s  (%.2f ms)\n", count, features.c_str(), rtt);
 
     co_await s.async_close(use_awaitable);
     std::printf("closed cleanly\n");

@@ -24,6 +24,7 @@ public:
         case errc::bad_stream_header: return "unusable stream header from the peer";
         case errc::invalid_argument: return "invalid argument";
         case errc::send_queue_full: return "outbound queue full: the peer does not read";
+        case errc::callback_failed: return "an application callback threw";
         }
         return ev == 0 ? "no error" : "unknown xmpp error " + std::to_string(ev);
     }

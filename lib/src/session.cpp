@@ -9,6 +9,8 @@
 #include <xmpp/xml/reader.hpp>
 #include <xmpp/xml/writer.hpp>
 
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,7 +22,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
-#include <deque>
+#include <algorithm>
+#include <atomic>
+#include <optional>
 #include <tuple>
 #include <mutex>
 #include <unordered_map>
@@ -30,6 +34,27 @@ namespace xmpp::detail {
 namespace {
 
 using boost::system::system_error;
+
+// A stored completion handler and outstanding work on its associated
+// executor, so that an io_context running only the caller's side does not
+// run out of work while the operation is pending.
+template <class Sig>
+struct tracked {
+    asio::any_completion_handler<Sig> h;
+    asio::any_completion_executor work;
+
+    tracked() = default;
+    tracked(asio::any_completion_handler<Sig> handler, const asio::any_io_executor& fallback)
+        : work(asio::prefer(asio::get_associated_executor(handler, fallback),
+                            asio::execution::outstanding_work.tracked)) {
+        // swap, not move-assignment: Boost 1.81's any_completion_handler
+        // move-assignment wraps the handler in itself without end.
+        h.swap(handler);
+    }
+    tracked(tracked&&) noexcept = default;
+    tracked& operator=(tracked&&) = delete; // see above
+    explicit operator bool() const noexcept { return static_cast<bool>(h); }
+};
 
 // Completes a type-erased handler later, through its own executor, never
 // inside the caller's stack (and never while we iterate our containers).
@@ -45,14 +70,22 @@ void complete(Handler h, const asio::any_io_executor& ex, Args... args) {
     });
 }
 
+template <class Sig, class... Args>
+void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
+    // The work guard lives until the handler has been handed over.
+    asio::post(ex, [t = std::move(t), ex, args = std::make_tuple(std::move(args)...)]() mutable {
+        auto hex = asio::get_associated_executor(t.h, ex);
+        hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
+    });
+}
+
 error_info info_of(const system_error& e) {
-    // what() is "text: message"; keep the text part as our detail.
+    // Boost's what() is "text: message [category:value ...]"; keep the
+    // text part as our detail.
     std::string w = e.what();
-    auto msg = e.code().message();
-    if (w.size() > msg.size() + 2 && w.compare(w.size() - msg.size(), msg.size(), msg) == 0)
-        w.resize(w.size() - msg.size() - 2);
-    else if (w == msg)
-        w.clear();
+    const auto msg = e.code().message();
+    if (w.starts_with(msg)) return {e.code(), {}};
+    if (auto at = w.rfind(": " + msg); at != std::string::npos) w.resize(at);
     return {e.code(), std::move(w)};
 }
 
@@ -60,27 +93,28 @@ error_info info_of(const system_error& e) {
 
 class session_impl final : public negotiation_io, public std::enable_shared_from_this<session_impl> {
 public:
-    session_impl(session& owner, asio::any_io_executor ex, session_options opts)
-        : owner_(&owner),
-          strand_(asio::make_strand(std::move(ex))),
+    session_impl(asio::any_io_executor ex, session_options opts)
+        : strand_(asio::make_strand(std::move(ex))),
           opts_(std::move(opts)),
           reader_(opts_.limits),
           address_(opts_.address),
           deadline_(strand_),
           step_timer_(strand_),
-          close_timer_(strand_) {}
+          close_timer_(strand_),
+          writer_idle_(strand_, asio::steady_timer::time_point::max()),
+          handler_slot_(strand_, asio::steady_timer::time_point::max()) {}
 
     asio::any_io_executor executor() const { return strand_; }
 
     // --- public operations (called on the strand) ----------------------------
 
-    void connect(asio::any_completion_handler<void(error_code)> h) {
+    void connect(tracked<void(error_code)> h) {
         if (phase_ != phase::idle) {
             complete(std::move(h), strand_, make_error_code(errc::already_connected));
             return;
         }
         phase_ = phase::connecting;
-        auto slot = asio::get_associated_cancellation_slot(h);
+        auto slot = asio::get_associated_cancellation_slot(h.h);
         if (slot.is_connected()) {
             std::weak_ptr<session_impl> weak = shared_from_this();
             slot.assign([weak, ex = strand_](asio::cancellation_type) {
@@ -96,7 +130,7 @@ public:
         auto done = [self = shared_from_this(), h = std::move(h)](std::exception_ptr ep) mutable {
             self->deadline_.cancel();
             self->step_timer_.cancel();
-            auto s = asio::get_associated_cancellation_slot(h);
+            auto s = asio::get_associated_cancellation_slot(h.h);
             if (s.is_connected()) s.clear();
             if (!ep && self->phase_ == phase::connecting) {
                 self->phase_ = phase::ready;
@@ -105,15 +139,7 @@ public:
                 return;
             }
             error_info why{make_error_code(errc::session_closed), "closed while connecting"};
-            if (ep) {
-                try {
-                    std::rethrow_exception(ep);
-                } catch (const system_error& e) {
-                    why = info_of(e);
-                } catch (const std::exception& e) {
-                    why = {make_error_code(errc::invalid_argument), e.what()};
-                }
-            }
+            if (ep) why = info_of(ep);
             // A deadline or a cancellation shows as operation_aborted below.
             if (self->abort_reason_) why.code = self->abort_reason_;
             asio::co_spawn(self->strand_, self->fail_session(std::move(why), false),
@@ -124,7 +150,7 @@ public:
         asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(connect_cancel_.slot(), std::move(done)));
     }
 
-    void send(std::string bytes, asio::any_completion_handler<void(error_code)> h) {
+    void send(std::string bytes, tracked<void(error_code)> h) {
         if (phase_ != phase::ready) {
             complete(std::move(h), strand_, make_error_code(errc::not_connected));
             return;
@@ -136,68 +162,54 @@ public:
         enqueue(std::move(bytes), std::move(h));
     }
 
-    void send_iq(xml::element iq, std::chrono::milliseconds timeout,
-                 asio::any_completion_handler<void(error_code, xml::element)> h) {
-        if (phase_ != phase::ready) {
-            complete(std::move(h), strand_, make_error_code(errc::not_connected), xml::element());
-            return;
-        }
+    void send_iq(xml::element iq, std::chrono::milliseconds timeout, tracked<void(error_code, xml::element)> h) {
+        auto fail = [&](error_code ec) { complete(std::move(h), strand_, ec, xml::element()); };
+        if (phase_ != phase::ready) return fail(make_error_code(errc::not_connected));
         auto root = iq.root();
         iq_view v(root);
-        if (!root || root.name() != "iq" || !v.is_request()) {
-            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
-            return;
-        }
+        if (!root || root.name() != "iq" || !v.is_request()) return fail(make_error_code(errc::invalid_argument));
         std::string id(v.id());
         if (id.empty()) {
             id = new_id();
             root.set_attr("id", id);
         }
-        if (pending_.count(id)) {
-            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
-            return;
-        }
+        if (pending_.count(id)) return fail(make_error_code(errc::invalid_argument));
         std::string bytes;
-        if (auto ec = xml::write(root, bytes, xml::ns::client)) {
-            complete(std::move(h), strand_, ec, xml::element());
-            return;
-        }
-        if (!queue_has_room(bytes.size())) {
-            complete(std::move(h), strand_, make_error_code(errc::send_queue_full), xml::element());
-            return;
-        }
-        pending_iq p;
-        p.to_self = is_self(v.to(), p.to);
-        if (!p.to_self && p.to.empty()) {
-            // A 'to' that is not a JID can never be answered by a JID.
-            complete(std::move(h), strand_, make_error_code(errc::invalid_argument), xml::element());
-            return;
-        }
-        auto slot = asio::get_associated_cancellation_slot(h);
+        if (auto ec = xml::write(root, bytes, xml::ns::client)) return fail(ec);
+        if (!queue_has_room(bytes.size())) return fail(make_error_code(errc::send_queue_full));
+        jid to;
+        const bool to_self = is_self(v.to(), to);
+        // A 'to' that is not a JID can never be answered by a JID.
+        if (!to_self && to.empty()) return fail(make_error_code(errc::invalid_argument));
+        // The generation tells this request from a later one that reuses
+        // its id, for a cancellation or a timer that was already on its way.
+        const auto gen = ++iq_gen_;
+        auto slot = asio::get_associated_cancellation_slot(h.h);
         if (slot.is_connected()) {
             std::weak_ptr<session_impl> weak = shared_from_this();
-            slot.assign([weak, id, ex = strand_](asio::cancellation_type) {
-                asio::post(ex, [weak, id] {
-                    if (auto self = weak.lock()) self->finish_iq(id, asio::error::operation_aborted, {});
+            slot.assign([weak, id, gen, ex = strand_](asio::cancellation_type) {
+                asio::post(ex, [weak, id, gen] {
+                    if (auto self = weak.lock()) self->finish_iq(id, gen, asio::error::operation_aborted, {});
                 });
             });
         }
+        pending_iq p(std::move(h));
+        p.to = std::move(to);
+        p.to_self = to_self;
+        p.gen = gen;
         p.timer = std::make_unique<asio::steady_timer>(strand_);
         p.timer->expires_after(timeout.count() > 0 ? timeout : opts_.iq_timeout);
         std::weak_ptr<session_impl> weak = shared_from_this();
-        p.timer->async_wait([weak, id](error_code ec) {
+        p.timer->async_wait([weak, id, gen](error_code ec) {
             if (ec) return;
-            if (auto self = weak.lock()) self->finish_iq(id, make_error_code(errc::timeout), {});
+            if (auto self = weak.lock()) self->finish_iq(id, gen, make_error_code(errc::timeout), {});
         });
-        // swap, not move-assignment: Boost 1.81's any_completion_handler
-        // move-assignment wraps the handler in itself without end.
-        p.handler.swap(h);
         // Registered before the write: a reply can never overtake it.
         pending_.emplace(id, std::move(p));
         enqueue(std::move(bytes), {});
     }
 
-    void close(asio::any_completion_handler<void(error_code)> h) {
+    void close(tracked<void(error_code)> h) {
         switch (phase_) {
         case phase::idle:
         case phase::closed:
@@ -219,21 +231,23 @@ public:
         // RFC 6120 4.4: our closing tag after everything queued, then wait
         // for the peer's.
         enqueue(closing_tag(), {});
-        state_ |= session_state::output_closed;
+        add_state(session_state::output_closed);
         std::weak_ptr<session_impl> weak = shared_from_this();
         close_timer_.expires_after(opts_.close_timeout);
         close_timer_.async_wait([weak](error_code ec) {
             if (ec) return;
-            if (auto self = weak.lock()) self->finish_close({make_error_code(errc::session_closed), "closed (the server did not answer the closing tag in time)"});
+            if (auto self = weak.lock())
+                self->finish_close({make_error_code(errc::session_closed),
+                                    "closed (the server did not answer the closing tag in time)"});
         });
     }
 
     /// The owning session object is going away: stop everything now.
     void detach() {
-        owner_ = nullptr;
-        handler_ = nullptr;
+        handler_ = nullptr; // running handler calls hold their own copies
         abort_reason_ = make_error_code(errc::session_closed);
-        end_session({make_error_code(errc::session_closed), "session destroyed"}, phase_ == phase::ready || phase_ == phase::closing);
+        // No on_closed: what it would tell belongs to an object that is gone.
+        end_session({make_error_code(errc::session_closed), "session destroyed"}, false);
     }
 
     void set_handler(stanza_handler h) { handler_ = std::move(h); }
@@ -251,7 +265,7 @@ public:
     asio::awaitable<xml::element> receive() override {
         auto ev = co_await read_event(true);
         if (ev == xml::frame_event::stream_close) {
-            state_ |= session_state::input_closed;
+            add_state(session_state::input_closed);
             throw system_error(make_error_code(errc::peer_closed), "the server closed the stream during negotiation");
         }
         if (ev == xml::frame_event::stream_open)
@@ -261,7 +275,7 @@ public:
         co_return e;
     }
 
-    session_state state() const noexcept override { return state_; }
+    session_state state() const noexcept override { return static_cast<session_state>(state_bits_.load()); }
     transport& current_transport() noexcept override { return *transport_; }
 
     std::unique_ptr<transport> take_transport() override {
@@ -293,7 +307,7 @@ public:
         xml::stream_header h;
         h.to = domain_;
         // RFC 6120 4.7.1: 'from' only once the stream is protected.
-        if (has_all(state_, session_state::secure)) h.from = std::string(address_.bare().str());
+        if (has_all(state(), session_state::secure)) h.from = std::string(address_.bare().str());
         h.version = "1.0";
         h.lang = "en";
         h.default_ns = std::string(xml::ns::client);
@@ -307,18 +321,21 @@ public:
         auto ev = co_await read_event(true);
         if (ev != xml::frame_event::stream_open)
             throw system_error(make_error_code(errc::bad_stream_header), "expected the server's stream header");
+        std::lock_guard lk(info_mutex_);
         peer_header_ = reader_.header();
         co_return peer_header_;
     }
 
     void replace_transport(std::unique_ptr<transport> t) override {
         transport_ = std::move(t);
-        state_ |= session_state::secure;
+        add_state(session_state::secure);
     }
 
-    void add_state(session_state bits) override { state_ |= bits; }
+    void add_state(session_state bits) override {
+        state_bits_.fetch_or(static_cast<std::uint16_t>(bits));
+    }
 
-    // --- accessors -------------------------------------------------------------------
+    // --- accessors (any thread) ------------------------------------------------------
 
     jid address() const { std::lock_guard lk(info_mutex_); return address_; }
     error_info last_error() const { std::lock_guard lk(info_mutex_); return last_error_; }
@@ -329,11 +346,27 @@ private:
     enum class phase { idle, connecting, ready, closing, closed };
 
     struct pending_iq {
+        explicit pending_iq(tracked<void(error_code, xml::element)> h) : handler(std::move(h)) {}
         jid to;               // the request's 'to', prepared
         bool to_self = false; // to our account or our server (8.1.2.1)
+        std::uint64_t gen = 0;
         std::unique_ptr<asio::steady_timer> timer;
-        asio::any_completion_handler<void(error_code, xml::element)> handler;
+        tracked<void(error_code, xml::element)> handler;
     };
+
+    static error_info info_of(std::exception_ptr ep) {
+        try {
+            std::rethrow_exception(ep);
+        } catch (const system_error& e) {
+            return detail::info_of(e);
+        } catch (const std::exception& e) {
+            // Our own code throws system_error; anything else came from an
+            // application callback (a tee hook).
+            return {make_error_code(errc::callback_failed), e.what()};
+        } catch (...) {
+            return {make_error_code(errc::callback_failed), "unknown exception"};
+        }
+    }
 
     // --- connecting -------------------------------------------------------------------
 
@@ -356,23 +389,44 @@ private:
         } else {
             targets = co_await net::resolve_xmpp(*resolver_, domain_ascii_);
         }
-        auto [sock, target] = co_await net::dial(*resolver_, std::move(targets), opts_.connect_timeout);
 
-        // One context per distinct option set in the process, not per
-        // connection: an SSL_CTX costs ~3 KB (BoringSSL) to ~14 KB (OpenSSL)
-        // and each connection keeps its own alive.
-        tls::client_options tls_opts = opts_.tls;
-        tls_opts.alpn.clear();
-        if (target.direct_tls) tls_opts.alpn = {"xmpp-client"};
-        auto tls_ctx = tls::context::shared_client(tls_opts);
-        if (target.direct_tls) {
-            // XEP-0368: ALPN xmpp-client, SNI and verification against the
-            // JID's domain, not the SRV target (RFC 7590 3.2).
-            transport_ = co_await tls::connect(std::move(sock), tls_ctx, domain_ascii_);
-            state_ |= session_state::secure;
-        } else {
-            transport_ = tls::make_tcp_transport(std::move(sock));
+        // RFC 6120 3.2.1 step 9 / XEP-0368: a target that refuses TCP, or
+        // whose direct-TLS handshake fails, gives way to the next. Once an
+        // XML stream is open the server has answered: no further target.
+        std::optional<tls::context> starttls_ctx;
+        error_info first_failure;
+        for (auto& target : targets) {
+            // One context per distinct option set in the process, not per
+            // connection: an SSL_CTX costs ~3 KB (BoringSSL) to ~14 KB
+            // (OpenSSL) and each connection keeps its own alive.
+            tls::client_options tls_opts = opts_.tls;
+            tls_opts.alpn.clear();
+            if (target.direct_tls) tls_opts.alpn = {"xmpp-client"};
+            try {
+                std::vector<net::connect_target> one{target};
+                auto conn = co_await net::dial(*resolver_, std::move(one), opts_.connect_attempt_timeout);
+                auto& sock = conn.first;
+                auto tls_ctx = tls::context::shared_client(tls_opts);
+                if (conn.second.direct_tls) {
+                    // XEP-0368: ALPN xmpp-client, SNI and verification
+                    // against the JID's domain, not the SRV target
+                    // (RFC 7590 3.2).
+                    arm(step_timer_, opts_.step_timeout);
+                    transport_ = co_await tls::connect(std::move(sock), tls_ctx, domain_ascii_);
+                    step_timer_.cancel();
+                    add_state(session_state::secure);
+                } else {
+                    transport_ = tls::make_tcp_transport(std::move(sock));
+                    starttls_ctx = std::move(tls_ctx);
+                }
+                break;
+            } catch (const system_error& e) {
+                step_timer_.cancel();
+                if (abort_reason_ || e.code() == asio::error::operation_aborted) throw;
+                if (!first_failure.code) first_failure = detail::info_of(e);
+            }
         }
+        if (!transport_) throw system_error(first_failure.code, first_failure.text);
         resolver_.reset();
 
         client_features_config cfg;
@@ -381,7 +435,7 @@ private:
         cfg.credentials.authzid = opts_.authzid;
         cfg.sasl = opts_.sasl;
         cfg.allow_plaintext = opts_.allow_plaintext;
-        if (!target.direct_tls) cfg.tls = std::move(tls_ctx);
+        cfg.tls = std::move(starttls_ctx);
         cfg.resource = std::string(opts_.address.resourcepart());
         auto neg = make_client_negotiator(cfg, opts_.extra_features);
         co_await neg->run(*this);
@@ -459,27 +513,27 @@ private:
     }
 
     // Ends the session after a failure: tells the peer why when the problem
-    // is its XML (RFC 6120 4.9.1.1), closes our stream (best effort, 1 s),
-    // then closes the transport and fails everything pending.
+    // is its XML (RFC 6120 4.9.1.1), closes our stream (best effort, 1 s,
+    // behind whatever the writer is sending: writes never interleave), then
+    // closes the transport and fails everything pending.
     asio::awaitable<void> fail_session(error_info why, bool connected) {
         {
             std::lock_guard lk(info_mutex_);
             last_error_ = why;
         }
-        if (transport_ && header_sent_ && phase_ != phase::closed && !abort_reason_) {
+        if (transport_ && header_sent_ && phase_ != phase::closed && !abort_reason_ && !ending_) {
+            ending_ = true;
             std::string out;
             if (why.code.category() == stream_category() && !peer_sent_stream_error_) {
                 stream_error se;
                 se.condition = static_cast<stream_errc>(why.code.value());
                 out += xml::to_string(se.to_element().root());
             }
-            out += closing_tag();
-            arm(close_timer_, std::chrono::milliseconds(1000));
-            try {
-                co_await write_now(out);
-            } catch (...) {
-            }
-            close_timer_.cancel();
+            if (!has_all(state(), session_state::output_closed)) out += closing_tag();
+            add_state(session_state::output_closed);
+            out_ += out;
+            start_writer();
+            co_await wait_writer_idle(std::chrono::milliseconds(1000));
         }
         end_session(std::move(why), connected);
     }
@@ -491,37 +545,62 @@ private:
         return out_.size() <= opts_.max_send_queue && n <= opts_.max_send_queue - out_.size();
     }
 
-    void enqueue(std::string bytes, asio::any_completion_handler<void(error_code)> h) {
+    void enqueue(std::string bytes, tracked<void(error_code)> h) {
         out_ += bytes;
         if (h) write_waiters_.push_back(std::move(h));
-        if (!writing_) {
+        start_writer();
+    }
+
+    void start_writer() {
+        if (!writing_ && !out_.empty() && transport_) {
             writing_ = true;
             asio::co_spawn(strand_, write_loop(shared_from_this()), asio::detached);
         }
     }
 
     asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session_impl> self) {
-        while (!out_.empty()) {
+        // co_spawn runs the first step inline: yield once, so that sends
+        // already queued on the strand join the first write.
+        co_await asio::post(strand_, asio::use_awaitable);
+        error_info failure;
+        while (!out_.empty() && phase_ != phase::closed) {
             std::string batch;
             batch.swap(out_); // everything queued so far goes out in one write
             auto waiters = std::move(write_waiters_);
             write_waiters_.clear();
             error_code ec;
-            std::string what;
             try {
                 co_await write_now(batch);
-            } catch (const system_error& e) {
-                ec = e.code();
-                what = e.what();
+            } catch (...) {
+                failure = info_of(std::current_exception());
+                ec = failure.code;
             }
+            // A write cut short by the session's own end is not a write
+            // error: the stream ended first.
+            if (ec && (ending_ || phase_ == phase::closed)) ec = make_error_code(errc::session_closed);
             for (auto& w : waiters) complete(std::move(w), strand_, ec);
-            if (ec) {
-                writing_ = false;
-                end_session({ec, "write failed: " + what}, true);
-                co_return;
-            }
+            if (ec) break;
         }
         writing_ = false;
+        writer_idle_.cancel();
+        if (failure.code && !ending_) {
+            if (failure.text.empty() || failure.code != errc::callback_failed) failure.text = "write failed: " + failure.text;
+            end_session(std::move(failure), true);
+        }
+    }
+
+    // Waits until the writer has nothing in flight, at most `limit`; past
+    // it the transport is closed, which ends the write.
+    asio::awaitable<void> wait_writer_idle(std::chrono::milliseconds limit) {
+        if (!writing_) co_return;
+        asio::steady_timer deadline(strand_, limit);
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        deadline.async_wait([weak](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
+        });
+        while (writing_) co_await writer_idle_.async_wait(asio::as_tuple(asio::use_awaitable));
+        deadline.cancel();
     }
 
     // --- reader loop ------------------------------------------------------------------------
@@ -534,19 +613,23 @@ private:
         error_info failure;
         try {
             for (;;) {
+                // Back-pressure: too many handlers running, read no further.
+                while (handlers_running_ >= std::max<std::size_t>(opts_.max_handlers, 1) && phase_ != phase::closed)
+                    co_await handler_slot_.async_wait(asio::as_tuple(asio::use_awaitable));
+                if (phase_ == phase::closed) co_return;
                 auto ev = co_await read_event(false);
                 if (phase_ == phase::closed) co_return;
                 if (ev == xml::frame_event::element) {
                     on_element(reader_.element());
                 } else if (ev == xml::frame_event::stream_close) {
-                    state_ |= session_state::input_closed;
+                    add_state(session_state::input_closed);
                     if (phase_ == phase::closing) {
                         finish_close({make_error_code(errc::session_closed), "closed"});
                     } else {
                         // RFC 6120 4.4: answer with our closing tag, then close.
                         phase_ = phase::closing;
                         enqueue(closing_tag(), {});
-                        state_ |= session_state::output_closed;
+                        add_state(session_state::output_closed);
                         finish_close({make_error_code(errc::peer_closed), "the server closed the stream"});
                     }
                     co_return;
@@ -554,13 +637,14 @@ private:
                     throw system_error(make_error_code(stream_errc::bad_format), "a second stream header");
                 }
             }
-        } catch (const system_error& e) {
-            if (phase_ == phase::closed) co_return;
-            if (phase_ == phase::closing && (e.code() == errc::peer_closed || e.code() == asio::error::operation_aborted)) {
-                finish_close({make_error_code(errc::session_closed), "closed"});
-                co_return;
-            }
-            failure = info_of(e);
+        } catch (...) {
+            failure = info_of(std::current_exception());
+        }
+        if (phase_ == phase::closed) co_return;
+        if (phase_ == phase::closing &&
+            (failure.code == errc::peer_closed || failure.code == asio::error::operation_aborted)) {
+            finish_close({make_error_code(errc::session_closed), "closed"});
+            co_return;
         }
         co_await fail_session(std::move(failure), true);
     }
@@ -583,29 +667,33 @@ private:
                 return;
             }
         }
-        if (!handler_ || !owner_) {
+        if (!handler_) {
             if (iq_view(e).is_request()) reply_error(e, stanza_error(stanza_errc::service_unavailable));
             return;
         }
-        asio::co_spawn(strand_, run_handler(shared_from_this(), xml::element::copy_of(e)), asio::detached);
+        ++handlers_running_;
+        // The call gets its own copy of the handler: set_handler() or the
+        // session's end must not destroy what a suspended call still uses.
+        asio::co_spawn(strand_, run_handler(shared_from_this(), handler_, xml::element::copy_of(e)), asio::detached);
     }
 
-    asio::awaitable<void> run_handler([[maybe_unused]] std::shared_ptr<session_impl> self, xml::element e) {
-        const bool request = iq_view(e.root()).is_request();
-        // Kept for the automatic answer: the handler may move its copy out.
-        xml::element request_copy;
-        if (request) request_copy = e;
+    asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, stanza_handler handler, xml::element e) {
+        // Kept for the automatic answer: the handler may move the element out.
+        xml::element request;
+        if (iq_view(e.root()).is_request()) request = envelope_of(e.root());
         bool handled = false;
         bool failed = false;
         try {
-            handled = co_await handler_(incoming(*owner_, std::move(e)));
+            handled = co_await handler(incoming(self, std::move(e)));
         } catch (...) {
             failed = true;
         }
         if (request && !handled && phase_ == phase::ready) {
             auto cond = failed ? stanza_errc::internal_server_error : stanza_errc::service_unavailable;
-            reply_error(request_copy.root(), stanza_error(cond));
+            reply_error(request.root(), stanza_error(cond));
         }
+        --handlers_running_;
+        handler_slot_.cancel();
     }
 
     void reply_error(xml::node request, const stanza_error& err) {
@@ -659,36 +747,42 @@ private:
             auto err = stanza_error::from_stanza(reply.root());
             ec = err ? err->code() : make_error_code(stanza_errc::undefined_condition);
         }
-        finish_iq(it->first, ec, std::move(reply));
+        finish_iq(it->first, it->second.gen, ec, std::move(reply));
     }
 
-    void finish_iq(const std::string& id, error_code ec, xml::element reply) {
+    void finish_iq(const std::string& id, std::uint64_t gen, error_code ec, xml::element reply) {
         auto it = pending_.find(id);
-        if (it == pending_.end()) return;
+        if (it == pending_.end() || it->second.gen != gen) return;
         auto p = std::move(it->second);
         pending_.erase(it);
         if (p.timer) p.timer->cancel();
-        auto slot = asio::get_associated_cancellation_slot(p.handler);
+        auto slot = asio::get_associated_cancellation_slot(p.handler.h);
         if (slot.is_connected()) slot.clear();
         complete(std::move(p.handler), strand_, ec, std::move(reply));
     }
 
     // --- the end ---------------------------------------------------------------------------------
 
+    // The orderly end: flush what is queued (our closing tag), then TLS
+    // close_notify + FIN, each bounded by close_timeout.
     void finish_close(error_info why) {
-        if (phase_ == phase::closed) return;
+        if (phase_ == phase::closed || ending_) return;
+        ending_ = true;
         close_timer_.cancel();
-        // Flush what is queued (our closing tag), then TLS close_notify + FIN.
         asio::co_spawn(strand_, [self = shared_from_this(), why = std::move(why)]() mutable -> asio::awaitable<void> {
-            for (int i = 0; i < 100 && self->writing_; ++i) {
-                asio::steady_timer t(self->strand_, std::chrono::milliseconds(5));
-                co_await t.async_wait(asio::use_awaitable);
-            }
-            if (self->transport_) {
+            co_await self->wait_writer_idle(self->opts_.close_timeout);
+            if (self->transport_ && self->phase_ != phase::closed) {
+                asio::steady_timer deadline(self->strand_, self->opts_.close_timeout);
+                std::weak_ptr<session_impl> weak = self;
+                deadline.async_wait([weak](error_code ec) {
+                    if (ec) return;
+                    if (auto s = weak.lock(); s && s->transport_) s->transport_->close();
+                });
                 try {
                     co_await self->transport_->shutdown();
                 } catch (...) {
                 }
+                deadline.cancel();
             }
             self->end_session(why, true);
         }, asio::detached);
@@ -698,7 +792,7 @@ private:
         if (phase_ == phase::closed) return;
         const bool was_connecting = phase_ == phase::connecting;
         phase_ = phase::closed;
-        state_ |= session_state::input_closed | session_state::output_closed;
+        add_state(session_state::input_closed | session_state::output_closed);
         {
             std::lock_guard lk(info_mutex_);
             if (why.code && why.code != errc::session_closed) last_error_ = why;
@@ -706,6 +800,7 @@ private:
         deadline_.cancel();
         step_timer_.cancel();
         close_timer_.cancel();
+        handler_slot_.cancel();
         if (resolver_) resolver_->cancel();
         if (transport_) transport_->close();
         if (was_connecting) connect_cancel_.emit(asio::cancellation_type::terminal);
@@ -714,20 +809,20 @@ private:
         pending_.clear();
         for (auto& [id, p] : pending) {
             if (p.timer) p.timer->cancel();
-            auto slot = asio::get_associated_cancellation_slot(p.handler);
+            auto slot = asio::get_associated_cancellation_slot(p.handler.h);
             if (slot.is_connected()) slot.clear();
             complete(std::move(p.handler), strand_, why.code ? why.code : make_error_code(errc::session_closed), xml::element());
         }
         auto waiters = std::move(write_waiters_);
         write_waiters_.clear();
         for (auto& w : waiters) complete(std::move(w), strand_, make_error_code(errc::session_closed));
+        out_.clear();
         auto closers = std::move(close_waiters_);
         close_waiters_.clear();
         for (auto& c : closers) complete(std::move(c), strand_, error_code{});
         if (connected && opts_.on_closed) opts_.on_closed(why);
     }
 
-    session* owner_;
     asio::strand<asio::any_io_executor> strand_;
     session_options opts_;
     xml::reader reader_;
@@ -736,33 +831,93 @@ private:
     std::string domain_ascii_; // the same with A-labels, for DNS and TLS
     std::unique_ptr<net::resolver> resolver_;
     std::unique_ptr<transport> transport_;
-    session_state state_ = session_state::none;
+    std::atomic<std::uint16_t> state_bits_{0}; // session_state; read from any thread
     phase phase_ = phase::idle;
     xml::stream_header peer_header_;
     std::string mechanism_;
     bool header_sent_ = false;
     bool peer_sent_stream_error_ = false;
     bool writing_ = false;
+    bool ending_ = false; // fail_session or finish_close has taken over the end
     std::string out_;
-    std::vector<asio::any_completion_handler<void(error_code)>> write_waiters_;
-    std::vector<asio::any_completion_handler<void(error_code)>> close_waiters_;
+    std::vector<tracked<void(error_code)>> write_waiters_;
+    std::vector<tracked<void(error_code)>> close_waiters_;
     std::unordered_map<std::string, pending_iq> pending_;
+    std::uint64_t iq_gen_ = 0;
     stanza_handler handler_;
+    std::size_t handlers_running_ = 0;
     asio::steady_timer deadline_;
     asio::steady_timer step_timer_;
     asio::steady_timer close_timer_;
+    asio::steady_timer writer_idle_;  // never expires: cancel() wakes the waiters
+    asio::steady_timer handler_slot_; // likewise, when a handler call ends
     asio::cancellation_signal connect_cancel_;
     error_code abort_reason_;
     error_info last_error_;
     mutable std::mutex info_mutex_;
 };
 
+xml::element envelope_of(xml::node stanza) {
+    if (!stanza) return {};
+    auto e = xml::element::copy_of(stanza);
+    auto root = e.root();
+    while (auto c = root.first_child()) root.remove_child(c);
+    return e;
+}
+
+// The entry points take the work guard at once, in the caller's thread:
+// from the moment an operation starts, its handler's executor has work.
+
+void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_handler handler) {
+    tracked<void(error_code)> h(std::move(handler), s->executor());
+    std::string bytes;
+    if (auto ec = xml::write(e.root(), bytes, xml::ns::client)) {
+        complete(std::move(h), s->executor(), ec);
+        return;
+    }
+    asio::post(s->executor(), [s, bytes = std::move(bytes), h = std::move(h)]() mutable {
+        s->send(std::move(bytes), std::move(h));
+    });
+}
+
+void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std::chrono::milliseconds timeout,
+                   iq_handler handler) {
+    tracked<void(error_code, xml::element)> h(std::move(handler), s->executor());
+    asio::post(s->executor(), [s, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
+        s->send_iq(std::move(iq), timeout, std::move(h));
+    });
+}
+
+void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h) {
+    auto reply = request ? make_iq_result(iq_view(request)) : xml::element();
+    if (!reply) {
+        complete(tracked<void(error_code)>(std::move(h), s->executor()), s->executor(),
+                 make_error_code(errc::invalid_argument));
+        return;
+    }
+    if (payload) reply.root().append_copy(payload.root());
+    start_send(s, std::move(reply), std::move(h));
+}
+
+void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
+                       send_handler h) {
+    auto reply = request ? make_error_reply(request, err) : xml::element();
+    if (!reply) {
+        complete(tracked<void(error_code)>(std::move(h), s->executor()), s->executor(),
+                 make_error_code(errc::invalid_argument));
+        return;
+    }
+    start_send(s, std::move(reply), std::move(h));
+}
+
+jid address_of(const session_impl& s) { return s.address(); }
+
 } // namespace xmpp::detail
 
 namespace xmpp {
 
 session::session(asio::any_io_executor ex, session_options opts)
-    : impl_(std::make_shared<detail::session_impl>(*this, std::move(ex), std::move(opts))) {}
+    : impl_(std::make_shared<detail::session_impl>(std::move(ex), std::move(opts))) {}
 
 session::~session() {
     // Stop on the strand; the impl lives on in whatever coroutines still
@@ -772,32 +927,21 @@ session::~session() {
 
 session::executor_type session::get_executor() const noexcept { return impl_->executor(); }
 
-void session::set_handler(stanza_handler h) { impl_->set_handler(std::move(h)); }
-
-void session::do_connect(asio::any_completion_handler<void(error_code)> h) {
-    asio::dispatch(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->connect(std::move(h)); });
+void session::set_handler(stanza_handler h) {
+    // On the strand: the reader reads handler_ there.
+    asio::dispatch(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->set_handler(std::move(h)); });
 }
 
-void session::do_send(xml::element e, asio::any_completion_handler<void(error_code)> h) {
-    std::string bytes;
-    if (auto ec = xml::write(e.root(), bytes, xml::ns::client)) {
-        detail::complete(std::move(h), impl_->executor(), ec);
-        return;
-    }
-    asio::post(impl_->executor(), [impl = impl_, bytes = std::move(bytes), h = std::move(h)]() mutable {
-        impl->send(std::move(bytes), std::move(h));
-    });
+void session::start_connect(const std::shared_ptr<detail::session_impl>& impl,
+                            asio::any_completion_handler<void(error_code)> h) {
+    detail::tracked<void(error_code)> t(std::move(h), impl->executor());
+    asio::dispatch(impl->executor(), [impl, t = std::move(t)]() mutable { impl->connect(std::move(t)); });
 }
 
-void session::do_send_iq(xml::element iq, std::chrono::milliseconds timeout,
-                         asio::any_completion_handler<void(error_code, xml::element)> h) {
-    asio::post(impl_->executor(), [impl = impl_, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
-        impl->send_iq(std::move(iq), timeout, std::move(h));
-    });
-}
-
-void session::do_close(asio::any_completion_handler<void(error_code)> h) {
-    asio::post(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->close(std::move(h)); });
+void session::start_close(const std::shared_ptr<detail::session_impl>& impl,
+                          asio::any_completion_handler<void(error_code)> h) {
+    detail::tracked<void(error_code)> t(std::move(h), impl->executor());
+    asio::post(impl->executor(), [impl, t = std::move(t)]() mutable { impl->close(std::move(t)); });
 }
 
 jid session::address() const { return impl_->address(); }

@@ -390,6 +390,20 @@ TEST_CASE("session finds the server through DNS SRV records") {
         REQUIRE_FALSE(r.ec);
         CHECK(r.starttls);
     }
+    { // the direct-TLS target speaks no TLS (a plain c2s port): its failed
+      // handshake gives way to the STARTTLS target (XEP-0368)
+        testbed::dnsmasq_options d;
+        d.srv = {{"_xmpps-client._tcp.xmpp.test", "direct.xmpp.test", srv.c2s_port(), 0, 0},
+                 {"_xmpp-client._tcp.xmpp.test", "c2s.xmpp.test", srv.c2s_port(), 10, 0}};
+        d.hosts = hosts;
+        testbed::dnsmasq dns(d);
+        auto o = srv_options(srv, dns);
+        o.step_timeout = std::chrono::seconds(3);
+        auto r = connect_via_dns(io, std::move(o));
+        INFO(r.error_text);
+        REQUIRE_FALSE(r.ec);
+        CHECK(r.starttls);
+    }
     { // "." for both services: not offered, and no fallback to the domain
         testbed::dnsmasq_options d;
         d.srv = {{"_xmpps-client._tcp.xmpp.test", ".", 0, 0, 0}, {"_xmpp-client._tcp.xmpp.test", ".", 0, 0, 0}};

@@ -6,6 +6,8 @@
 
 #include "testbed/pki.hpp"
 
+#include "detail/base64.hpp"
+
 #include <xmpp/session.hpp>
 #include <xmpp/stanza_error.hpp>
 #include <xmpp/stream_error.hpp>
@@ -13,6 +15,9 @@
 #include <xmpp/xml/writer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +28,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <functional>
+#include <future>
+#include <thread>
 #include <utility>
 
 using namespace xmpp;
@@ -52,6 +59,14 @@ struct scripted_server {
     std::unique_ptr<transport> t;
     xml::reader r;
     bool plain_auth_seen = false;
+    // Variations of the script.
+    std::string mechanisms = "<mechanism>PLAIN</mechanism>"; // children of <mechanisms/>
+    bool starttls_required = true;
+    bool mechanisms_first = false;     // stream 1 lists <mechanisms/> before <starttls/>
+    bool bytes_after_proceed = false;  // plaintext right behind <proceed/>
+    bool answer_close = true;          // answer our closing tag with the server's
+    bool starttls_seen = false;
+    bool closing_tag_seen = false;
 
     scripted_server(asio::io_context& io, tls::context c)
         : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), ctx(std::move(c)) {}
@@ -132,17 +147,39 @@ struct scripted_server {
             t = tls::make_tcp_transport(std::move(sock));
             // Stream 1: STARTTLS.
             if (co_await next_event() != xml::frame_event::stream_open) co_return;
-            if (!co_await act(header + "<stream:features><starttls xmlns='" + tls_ns + "'><required/></starttls></stream:features>")) co_return;
+            const std::string starttls = "<starttls xmlns='" + tls_ns + "'>" +
+                                         std::string(starttls_required ? "<required/>" : "") + "</starttls>";
+            const std::string mechs = "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + mechanisms + "</mechanisms>";
+            // Named, not a ?: temporary inside co_await (GCC 12 miscompile).
+            const std::string listed = mechanisms_first ? mechs + starttls : starttls;
+            if (!co_await act(header + "<stream:features>" + listed + "</stream:features>")) co_return;
             auto st = co_await next_element();
             if (st.root().name() != "starttls") co_return;
-            if (!co_await act("<proceed xmlns='" + tls_ns + "'/>")) co_return;
+            starttls_seen = true;
+            if (!co_await act("<proceed xmlns='" + tls_ns + "'/>" + (bytes_after_proceed ? "<x/>" : ""))) co_return;
             r.clear();
             t = co_await tls::accept(std::move(t), ctx);
             // Stream 2: SASL PLAIN over TLS.
             if (co_await next_event() != xml::frame_event::stream_open) co_return;
-            if (!co_await act(header + "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
-                                       "<mechanism>PLAIN</mechanism></mechanisms></stream:features>")) co_return;
+            if (!co_await act(header + "<stream:features>" + mechs + "</stream:features>")) co_return;
             auto auth = co_await next_element();
+            if (auth.root().attr("mechanism") == "SCRAM-SHA-1") {
+                // RFC 5802 5: a well-formed exchange whose server signature
+                // is wrong, so the client must not trust the server.
+                auto first = detail::base64_decode(auth.root().text()).value_or("");
+                auto r_at = first.find(",r=");
+                if (r_at == std::string::npos) co_return;
+                const std::string nonce = first.substr(r_at + 3);
+                co_await t->write("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+                                  detail::base64_encode("r=" + nonce + "srv,s=" + detail::base64_encode("salt") + ",i=4096") +
+                                  "</challenge>");
+                auto response = co_await next_element();
+                if (response.root().name() != "response") co_return;
+                co_await t->write("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+                                  detail::base64_encode("v=" + detail::base64_encode(std::string(20, 'v'))) + "</success>");
+                // The client gives up here; read until it goes away.
+                for (;;) co_await next_event();
+            }
             // "\0alice\0secret" in base64.
             plain_auth_seen = auth.root().attr("mechanism") == "PLAIN" && auth.root().text() == "AGFsaWNlAHNlY3JldA==";
             if (!plain_auth_seen) {
@@ -162,6 +199,17 @@ struct scripted_server {
             for (;;) {
                 auto ev = co_await next_event();
                 if (ev == xml::frame_event::stream_close) {
+                    closing_tag_seen = true;
+                    if (!answer_close) {
+                        // Keep the connection and say nothing.
+                        for (;;) {
+                            co_await t->wait_read();
+                            char b[256];
+                            boost::system::error_code ec;
+                            t->read_some(asio::buffer(b), ec);
+                            if (ec && ec != asio::error::would_block) co_return;
+                        }
+                    }
                     co_await t->write("</stream:stream>");
                     co_await t->shutdown();
                     co_return;
@@ -203,6 +251,7 @@ struct fixture {
 
     // Runs `f` to completion with a hard deadline: nothing may hang.
     void run(std::function<asio::awaitable<void>()> f) {
+        io.restart(); // an earlier run may have run out of work
         bool done = false;
         std::exception_ptr error;
         asio::co_spawn(io, f(), [&](std::exception_ptr e) {
@@ -464,14 +513,14 @@ TEST_CASE("session: a peer that does not read fills the bounded send queue") {
     session s(io.get_executor(), opts);
     fx.run([&]() -> asio::awaitable<void> { co_await s.async_connect(use_awaitable); });
 
-    // Send without waiting for completions, a few at a time, letting the
+    // Send without waiting for completions, one at a time, letting the
     // writer run in between, until the queue refuses: the socket buffers
     // fill first (megabytes on loopback), then the queue.
     const std::string body(32 * 1024, 'x');
     int issued = 0, ok = 0, full = 0, other = 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (full == 0 && issued < 4000 && std::chrono::steady_clock::now() < until) {
-        for (int k = 0; k < 4; ++k, ++issued)
+        for (int k = 0; k < 1; ++k, ++issued)
             s.async_send(make_message("bob@localhost", body), [&](boost::system::error_code ec) {
                 if (!ec) ++ok;
                 else if (ec == errc::send_queue_full) ++full;
@@ -550,4 +599,401 @@ TEST_CASE("session: a server that floods requests and does not read the replies 
     const auto until2 = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!srv.finished && std::chrono::steady_clock::now() < until2) io.run_for(std::chrono::milliseconds(10));
     CHECK(srv.finished);
+}
+
+namespace {
+
+// Connects `s` and returns the error (none on success).
+boost::system::error_code connect(fixture& fx, session& s) {
+    boost::system::error_code result;
+    fx.run([&]() -> asio::awaitable<void> {
+        auto [ec] = co_await s.async_connect(asio::as_tuple(use_awaitable));
+        result = ec;
+    });
+    return result;
+}
+
+// Lets the server coroutine (which refers to `srv`) end before it goes.
+void drain(fixture& fx, scripted_server& srv) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!srv.finished && std::chrono::steady_clock::now() < deadline) fx.io.run_for(std::chrono::milliseconds(10));
+    CHECK(srv.finished);
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await t.async_wait(use_awaitable);
+}
+
+} // namespace
+
+TEST_CASE("session: what the server offers decides negotiation failures") {
+    fixture fx;
+    SECTION("no mechanism we know: no_acceptable_mechanism, closed") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.mechanisms = "<mechanism>X-UNKNOWN</mechanism><mechanism>DIGEST-MD5</mechanism>";
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        session s(fx.io.get_executor(), fx.options(srv.port()));
+        CHECK(connect(fx, s) == sasl::errc::no_acceptable_mechanism);
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        CHECK_FALSE(has_any(s.state(), session_state::authenticated));
+        drain(fx, srv);
+    }
+    SECTION("an empty mechanism list") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.mechanisms = "";
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        session s(fx.io.get_executor(), fx.options(srv.port()));
+        auto ec = connect(fx, s);
+        INFO(s.last_error().what());
+        CHECK(ec == sasl::errc::no_acceptable_mechanism);
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        drain(fx, srv);
+    }
+    SECTION("a bad SCRAM server signature: the server is not trusted") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.mechanisms = "<mechanism>SCRAM-SHA-1</mechanism>";
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        session s(fx.io.get_executor(), fx.options(srv.port()));
+        auto ec = connect(fx, s);
+        INFO(s.last_error().what());
+        CHECK(ec == sasl::errc::bad_server_signature);
+        CHECK_FALSE(has_any(s.state(), session_state::authenticated | session_state::ready));
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        drain(fx, srv);
+    }
+    SECTION("plaintext right behind <proceed/>: tls_injection") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.bytes_after_proceed = true;
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        session s(fx.io.get_executor(), fx.options(srv.port()));
+        CHECK(connect(fx, s) == errc::tls_injection);
+        CHECK_FALSE(has_any(s.state(), session_state::secure));
+        drain(fx, srv);
+    }
+    SECTION("an optional STARTTLS listed after the mechanisms is still taken, also with allow_plaintext") {
+        for (bool allow : {false, true}) {
+            CAPTURE(allow);
+            scripted_server srv(fx.io, fx.server_ctx());
+            srv.starttls_required = false;
+            srv.mechanisms_first = true;
+            asio::co_spawn(fx.io, srv.serve(), asio::detached);
+            auto o = fx.options(srv.port());
+            o.allow_plaintext = allow;
+            session s(fx.io.get_executor(), o);
+            auto ec = connect(fx, s);
+            INFO(s.last_error().what());
+            CHECK_FALSE(ec);
+            CHECK(srv.starttls_seen);
+            CHECK(srv.plain_auth_seen);
+            CHECK(has_all(s.state(), session_state::secure | session_state::ready));
+            fx.run([&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+            drain(fx, srv);
+        }
+    }
+}
+
+TEST_CASE("session: connect deadlines and cancellation") {
+    fixture fx;
+    SECTION("connect_timeout over a silent server") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.inject_at = 0;
+        srv.what = injection::silence;
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        auto o = fx.options(srv.port());
+        o.step_timeout = std::chrono::seconds(10);
+        o.connect_timeout = std::chrono::milliseconds(300);
+        session s(fx.io.get_executor(), o);
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK(connect(fx, s) == errc::timeout);
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+        drain(fx, srv);
+    }
+    SECTION("cancellation of a connect in progress") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        srv.inject_at = 0;
+        srv.what = injection::silence;
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        auto o = fx.options(srv.port());
+        o.step_timeout = std::chrono::seconds(10);
+        session s(fx.io.get_executor(), o);
+        asio::cancellation_signal cancel;
+        boost::system::error_code result;
+        bool done = false;
+        s.async_connect(asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec) {
+            result = ec;
+            done = true;
+        }));
+        fx.run([&]() -> asio::awaitable<void> {
+            co_await sleep_for(std::chrono::milliseconds(100));
+            CHECK_FALSE(done);
+            cancel.emit(asio::cancellation_type::terminal);
+            for (int i = 0; i < 100 && !done; ++i) co_await sleep_for(std::chrono::milliseconds(10));
+        });
+        CHECK(done);
+        CHECK(result == asio::error::operation_aborted);
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        // A second connect on the same object is refused.
+        CHECK(connect(fx, s) == errc::already_connected);
+        drain(fx, srv);
+    }
+}
+
+TEST_CASE("session: handlers reply, ask back, and outlive nothing") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    std::vector<std::string> got;
+    srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+        got.push_back(xml::element::copy_of(e).to_string());
+        auto payload = iq_view(e).payload();
+        std::string id(e.attr("id"));
+        if (e.name() == "message" && e.child("body").text() == "start") {
+            // The server asks; the client's handler asks back before it answers.
+            co_await sv.t->write("<iq type='get' id='s1' from='localhost'><query xmlns='urn:test:ask'/></iq>");
+        } else if (payload && payload.name() == "back") {
+            co_await sv.t->write("<iq type='result' id='" + id + "' from='localhost'><back xmlns='urn:test:ask'>42</back></iq>");
+        } else if (payload && payload.name() == "self") {
+            // Replies to a request to our own account may come from the
+            // bare JID, the full JID or the domain (8.1.2.1).
+            std::string from(e.child("self", "urn:test").attr("from"));
+            const std::string from_attr = from.empty() ? std::string() : " from='" + from + "'";
+            co_await sv.t->write("<iq type='result' id='" + id + "'" + from_attr + "/>");
+        } else if (payload && payload.name() == "hijack") {
+            // A get carrying the id of a pending request is not its answer.
+            co_await sv.t->write("<iq type='get' id='" + id + "' from='localhost'><q xmlns='urn:x'/></iq>");
+            co_await sv.t->write("<iq type='result' id='" + id + "' from='localhost'><real xmlns='urn:x'/></iq>");
+        }
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto opts = fx.options(srv.port());
+    int closed_calls = 0;
+    error_info closed_with;
+    opts.on_closed = [&](const error_info& e) {
+        ++closed_calls;
+        closed_with = e;
+    };
+    session s(io.get_executor(), opts);
+    std::string asked_back;
+    s.set_handler([&](incoming in) -> asio::awaitable<bool> {
+        if (in.kind() != stanza_kind::iq || !in.element().child("query", "urn:test:ask")) co_return false;
+        // A handler may co_await an IQ of its own without blocking the reader.
+        auto r = co_await in.async_send_iq(make_iq(iq_type::get, "localhost", "back", "urn:test:ask"), use_awaitable);
+        asked_back = r.root().child("back", "urn:test:ask").text();
+        xml::element payload("answer", "urn:test:ask");
+        payload.root().set_text(asked_back);
+        co_await in.async_reply(std::move(payload), use_awaitable);
+        co_return true;
+    });
+    REQUIRE_FALSE(connect(fx, s));
+
+    fx.run([&]() -> asio::awaitable<void> {
+        co_await s.async_send(make_message("localhost", "start"), use_awaitable);
+        for (int i = 0; i < 200 && got.size() < 3; ++i) co_await sleep_for(std::chrono::milliseconds(10));
+        CHECK(asked_back == "42");
+        REQUIRE(got.size() >= 3);
+        CHECK(got[2].find("id='s1'") != std::string::npos);
+        CHECK(got[2].find("type='result'") != std::string::npos);
+        CHECK(got[2].find("<answer xmlns='urn:test:ask'>42</answer>") != std::string::npos);
+
+        for (std::string from : {"", "alice@localhost", "alice@localhost/r1", "localhost"}) {
+            CAPTURE(from);
+            auto iq = make_iq(iq_type::get, "", "self", "urn:test");
+            iq_view(iq.root()).payload().set_attr("from", from);
+            auto [ec, r] = co_await s.async_send_iq(std::move(iq), std::chrono::seconds(2), asio::as_tuple(use_awaitable));
+            CHECK_FALSE(ec);
+        }
+        // ... but not from another account.
+        {
+            auto iq = make_iq(iq_type::get, "", "self", "urn:test");
+            iq_view(iq.root()).payload().set_attr("from", "bob@localhost");
+            auto [ec, r] = co_await s.async_send_iq(std::move(iq), std::chrono::milliseconds(300), asio::as_tuple(use_awaitable));
+            CHECK(ec == errc::timeout);
+        }
+
+        // The get that reuses the id does not complete the request; the result does.
+        auto [ec_h, r_h] = co_await s.async_send_iq(make_iq(iq_type::get, "localhost", "hijack", "urn:x"),
+                                                    std::chrono::seconds(2), asio::as_tuple(use_awaitable));
+        CHECK_FALSE(ec_h);
+        CHECK(r_h.root().child("real", "urn:x"));
+
+        // A caller's id that is already pending is refused.
+        auto held = make_iq(iq_type::get, "localhost", "nothing", "urn:x");
+        held.root().set_attr("id", "dup");
+        auto again = make_iq(iq_type::get, "localhost", "nothing", "urn:x");
+        again.root().set_attr("id", "dup");
+        s.async_send_iq(std::move(held), std::chrono::seconds(5), [](boost::system::error_code, xml::element) {});
+        auto [ec_dup, r_dup] = co_await s.async_send_iq(std::move(again), asio::as_tuple(use_awaitable));
+        CHECK(ec_dup == errc::invalid_argument);
+
+    });
+    CHECK(closed_calls == 0);
+    fx.run([&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+    CHECK(closed_calls == 1);
+    CHECK(closed_with.code == errc::session_closed);
+    drain(fx, srv);
+}
+
+TEST_CASE("session: queued stanzas share writes; a destroyed session leaves handlers safe") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    int messages_seen = 0;
+    srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+        if (e.name() == "message") ++messages_seen;
+        if (e.name() == "message" && e.child("body").text() == "poke")
+            co_await sv.t->write("<iq type='get' id='p1' from='localhost'><slow xmlns='urn:x'/></iq>");
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto opts = fx.options(srv.port());
+    auto writes = std::make_shared<int>(0);
+    opts.on_write = [writes](std::string_view) { ++*writes; };
+    auto s = std::make_unique<session>(io.get_executor(), opts);
+    // The handler's state lives in the handler object: destroying the
+    // session while the call is suspended must not free it under the call.
+    auto reply_ec = std::make_shared<boost::system::error_code>();
+    auto handler_done = std::make_shared<bool>(false);
+    std::string marker = "still here";
+    s->set_handler([marker, reply_ec, handler_done](incoming in) -> asio::awaitable<bool> {
+        co_await sleep_for(std::chrono::milliseconds(200));
+        const bool intact = marker == "still here";
+        auto [ec] = co_await in.async_reply(asio::as_tuple(use_awaitable));
+        *reply_ec = ec;
+        *handler_done = intact;
+        co_return true;
+    });
+    REQUIRE_FALSE(connect(fx, *s));
+
+    fx.run([&]() -> asio::awaitable<void> {
+        // 50 messages sent without waiting: far fewer writes than messages.
+        const int before = *writes;
+        int done = 0;
+        for (int i = 0; i < 50; ++i)
+            s->async_send(make_message("localhost", "m" + std::to_string(i)), [&](boost::system::error_code ec) {
+                if (!ec) ++done;
+            });
+        for (int i = 0; i < 200 && (done < 50 || messages_seen < 50); ++i) co_await sleep_for(std::chrono::milliseconds(10));
+        CHECK(done == 50);
+        CHECK(messages_seen == 50);
+        CHECK(*writes - before < 10);
+
+        co_await s->async_send(make_message("localhost", "poke"), use_awaitable);
+        co_await sleep_for(std::chrono::milliseconds(50)); // the handler is now suspended
+        s.reset();
+        for (int i = 0; i < 100 && !*handler_done; ++i) co_await sleep_for(std::chrono::milliseconds(10));
+    });
+    CHECK(*handler_done);
+    CHECK(*reply_ec == errc::not_connected);
+    drain(fx, srv);
+}
+
+TEST_CASE("session: close deadline, stream errors after ready, calls from other threads") {
+    fixture fx;
+    auto& io = fx.io;
+    SECTION("a server that never answers our closing tag") {
+        scripted_server srv(io, fx.server_ctx());
+        srv.answer_close = false;
+        asio::co_spawn(io, srv.serve(), asio::detached);
+        session s(io.get_executor(), fx.options(srv.port())); // close_timeout 500 ms
+        REQUIRE_FALSE(connect(fx, s));
+        const auto t0 = std::chrono::steady_clock::now();
+        fx.run([&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= std::chrono::milliseconds(400));
+        CHECK(took < std::chrono::seconds(3));
+        CHECK(srv.closing_tag_seen);
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        drain(fx, srv);
+    }
+    SECTION("a stream error after ready fails what is pending with its condition") {
+        scripted_server srv(io, fx.server_ctx());
+        srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+            if (iq_view(e).payload().name() == "bye")
+                co_await sv.t->write("<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                                     "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>replaced</text></stream:error>"
+                                     "</stream:stream>");
+        };
+        asio::co_spawn(io, srv.serve(), asio::detached);
+        auto o = fx.options(srv.port());
+        error_info closed_with;
+        o.on_closed = [&](const error_info& e) { closed_with = e; };
+        session s(io.get_executor(), o);
+        REQUIRE_FALSE(connect(fx, s));
+        fx.run([&]() -> asio::awaitable<void> {
+            auto [ec, r] = co_await s.async_send_iq(make_iq(iq_type::get, "localhost", "bye", "urn:x"),
+                                                    asio::as_tuple(use_awaitable));
+            CHECK(ec == stream_errc::conflict);
+        });
+        CHECK(closed_with.code == stream_errc::conflict);
+        CHECK(s.last_error().code == stream_errc::conflict);
+        CHECK(s.last_error().text == "stream error from the server: replaced");
+        CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
+        drain(fx, srv);
+    }
+    SECTION("operations started from another thread, completing on another io_context") {
+        scripted_server srv(io, fx.server_ctx());
+        srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+            if (e.name() == "iq") {
+                co_await sleep_for(std::chrono::milliseconds(100));
+                co_await sv.t->write("<iq type='result' id='" + std::string(e.attr("id")) + "' from='localhost'/>");
+            }
+        };
+        asio::co_spawn(io, srv.serve(), asio::detached);
+        session s(io.get_executor(), fx.options(srv.port()));
+        REQUIRE_FALSE(connect(fx, s));
+        auto guard = asio::make_work_guard(io);
+        std::thread runner([&] { io.run(); });
+        // The handler runs on io2, whose run() returns only when no work
+        // is left: the pending IQ must count as work there.
+        asio::io_context io2;
+        bool answered = false;
+        s.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"),
+                        asio::bind_executor(io2, [&](boost::system::error_code ec, xml::element) { answered = !ec; }));
+        io2.run();
+        CHECK(answered);
+        // And a future from this thread.
+        auto f = s.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"), asio::use_future);
+        CHECK(f.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        CHECK(f.get().root().attr("type") == "result");
+        CHECK(has_all(s.state(), session_state::ready));
+        auto c = s.async_close(asio::use_future);
+        CHECK(c.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        guard.reset();
+        runner.join();
+        io.restart();
+        drain(fx, srv);
+    }
+}
+
+TEST_CASE("session: at most max_handlers handler calls run at once; none is lost") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+        if (e.name() != "message") co_return;
+        std::string flood;
+        for (int i = 0; i < 100; ++i) flood += "<message from='bob@localhost/x'><body>" + std::to_string(i) + "</body></message>";
+        co_await sv.t->write(flood);
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto o = fx.options(srv.port());
+    o.max_handlers = 4;
+    session s(io.get_executor(), o);
+    int running = 0, most = 0, handled = 0;
+    s.set_handler([&](incoming) -> asio::awaitable<bool> {
+        most = std::max(most, ++running);
+        co_await sleep_for(std::chrono::milliseconds(2));
+        --running;
+        ++handled;
+        co_return true;
+    });
+    REQUIRE_FALSE(connect(fx, s));
+    fx.run([&]() -> asio::awaitable<void> {
+        co_await s.async_send(make_message("localhost", "go"), use_awaitable);
+        for (int i = 0; i < 500 && handled < 100; ++i) co_await sleep_for(std::chrono::milliseconds(10));
+        co_await s.async_close(use_awaitable);
+    });
+    CHECK(handled == 100);
+    CHECK(most == 4);
+    drain(fx, srv);
 }

@@ -24,6 +24,7 @@ enum class errc {
     bad_stream_header,     ///< the peer's stream header is unusable (version, namespace, id)
     invalid_argument,      ///< e.g. a stanza without the attributes the operation needs
     send_queue_full,       ///< more than session_options::max_send_queue bytes wait to be written: the peer does not read
+    callback_failed,       ///< an application callback (the on_read or on_write tee hook) threw: the session ends
 };
 
 /// The category of errc; name() is "xmpp".

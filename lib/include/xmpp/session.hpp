@@ -32,6 +32,7 @@
 #include <xmpp/net/resolver.hpp>
 #include <xmpp/sasl.hpp>
 #include <xmpp/stanza.hpp>
+#include <xmpp/stanza_error.hpp>
 #include <xmpp/stream_feature.hpp>
 #include <xmpp/tls.hpp>
 #include <xmpp/xml/element.hpp>
@@ -41,36 +42,127 @@ namespace xmpp {
 
 class session;
 
-namespace detail { class session_impl; }
+namespace detail {
+class session_impl;
+// The non-template entry points behind the operations of session and
+// incoming (compiled once, in lib/src/session.cpp).
+using send_handler = asio::any_completion_handler<void(error_code)>;
+using iq_handler = asio::any_completion_handler<void(error_code, xml::element)>;
+void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_handler h);
+void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std::chrono::milliseconds timeout,
+                   iq_handler h);
+void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h);
+void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
+                       send_handler h);
+jid address_of(const session_impl& s);
+xml::element envelope_of(xml::node stanza);
+} // namespace detail
 
-/// An element the session received, with what a handler needs to answer it.
+/// An element the session received, and the context to answer it: the
+/// reply operations of this object go to the session it came on, and stay
+/// safe to call after the session object is destroyed (they then complete
+/// with errc::not_connected). Cheap to move; copyable.
 class incoming {
 public:
-    incoming(session& s, xml::element e) : session_(&s), element_(std::move(e)) {}
+    incoming(std::shared_ptr<detail::session_impl> s, xml::element e)
+        : session_(std::move(s)), element_(std::move(e)) {}
     /// The received top-level element (a stanza, or another element such as
-    /// a stream-management request). Owned by this object.
+    /// a stream-management request). Owned by this object; empty after
+    /// release().
     xml::node element() const noexcept { return element_.root(); }
-    /// classify(element()).
-    stanza_kind kind() const noexcept { return classify(element()); }
-    /// The session it came on.
-    session& get_session() const noexcept { return *session_; }
-    /// Moves the element out.
-    xml::element release() noexcept { return std::move(element_); }
+    /// classify() of the received element (also after release()).
+    stanza_kind kind() const noexcept { return classify(request()); }
+    /// Moves the element out. The reply operations keep working: they need
+    /// only the element's name and attributes, which are kept.
+    xml::element release() {
+        envelope_ = detail::envelope_of(element_.root());
+        return std::move(element_);
+    }
+    /// The session's own address (the bound full JID).
+    jid local_address() const { return detail::address_of(*session_); }
+
+    /// As session::async_send(), on the session this element came on.
+    template <class Token = asio::deferred_t>
+    auto async_send(xml::element e, Token&& token = {}) {
+        return asio::async_initiate<Token, void(error_code)>(
+            [s = session_](auto h, xml::element e) { detail::start_send(s, std::move(e), detail::send_handler(std::move(h))); },
+            token, std::move(e));
+    }
+
+    /// As session::async_send_iq(), on the session this element came on.
+    template <class Token = asio::deferred_t>
+    auto async_send_iq(xml::element iq, std::chrono::milliseconds timeout, Token&& token = {}) {
+        return asio::async_initiate<Token, void(error_code, xml::element)>(
+            [s = session_](auto h, xml::element iq, std::chrono::milliseconds t) {
+                detail::start_send_iq(s, std::move(iq), t, detail::iq_handler(std::move(h)));
+            },
+            token, std::move(iq), timeout);
+    }
+    /// As above with the session's default IQ timeout.
+    template <class Token = asio::deferred_t>
+    auto async_send_iq(xml::element iq, Token&& token = {}) {
+        return async_send_iq(std::move(iq), std::chrono::milliseconds::zero(), std::forward<Token>(token));
+    }
+
+    /// Answer an IQ get/set with a result (RFC 6120 8.2.3): same id, 'to'
+    /// the request's 'from'; `payload`, unless empty, becomes its child.
+    ///
+    /// Completion: void(error_code), as async_send(); errc::invalid_argument
+    /// when the element is not an IQ get or set. Cancellation: none. Thread
+    /// safe. The handler still returns true for an answered request.
+    template <class Token = asio::deferred_t>
+    auto async_reply(xml::element payload, Token&& token = {}) {
+        return asio::async_initiate<Token, void(error_code)>(
+            // The envelope is taken now: a deferred operation may start after
+            // this object is gone.
+            [s = session_, req = detail::envelope_of(request())](auto h, xml::element p) {
+                detail::start_reply(s, req.root(), std::move(p), detail::send_handler(std::move(h)));
+            },
+            token, std::move(payload));
+    }
+    /// An empty result.
+    template <class Token = asio::deferred_t>
+    auto async_reply(Token&& token = {}) {
+        return async_reply(xml::element(), std::forward<Token>(token));
+    }
+
+    /// Answer a stanza with an error (RFC 6120 8.3): any message, presence
+    /// or IQ request that is not itself an error.
+    ///
+    /// Completion: void(error_code), as async_send(); errc::invalid_argument
+    /// when the element may not be answered with an error (an error, an IQ
+    /// result, not a stanza). Cancellation: none. Thread safe.
+    template <class Token = asio::deferred_t>
+    auto async_reply_error(stanza_error err, Token&& token = {}) {
+        return asio::async_initiate<Token, void(error_code)>(
+            [s = session_, req = detail::envelope_of(request())](auto h, stanza_error e) {
+                detail::start_reply_error(s, req.root(), e, detail::send_handler(std::move(h)));
+            },
+            token, std::move(err));
+    }
 
 private:
-    session* session_;
+    xml::node request() const noexcept { return element_ ? element_.root() : envelope_.root(); }
+
+    std::shared_ptr<detail::session_impl> session_;
     xml::element element_;
+    xml::element envelope_; // name and attributes, kept by release()
 };
 
 /// Handles one incoming element. Returns true when it handled it; an IQ get
-/// or set no handler answers gets a service-unavailable error
-/// (RFC 6120 8.4). Each call runs as its own coroutine on the session's
-/// strand, so a handler may co_await async_send_iq() (or anything else)
-/// without blocking the reading of further elements. An exception thrown by
-/// a handler for an IQ get/set is answered with internal-server-error.
+/// or set no handler answers (returns false) gets a service-unavailable
+/// error (RFC 6120 8.4). Each call runs as its own coroutine on the
+/// session's strand, so a handler may co_await async_send_iq() (or anything
+/// else) without blocking the reading of further elements; at most
+/// session_options::max_handlers run at once, after which reading pauses.
+/// An exception thrown by a handler for an IQ get/set is answered with
+/// internal-server-error. The session keeps a copy of the handler for each
+/// call, so replacing it or destroying the session never pulls a running
+/// handler's state away.
 using stanza_handler = std::function<asio::awaitable<bool>(incoming)>;
 
-/// Settings of a client session.
+/// Settings of a client session. Every limit and deadline has a default;
+/// docs/ARCHITECTURE.md lists them.
 struct session_options {
     /// The account: a bare JID, or a full JID to request that resource.
     jid address;
@@ -90,8 +182,9 @@ struct session_options {
     /// TLS settings: verification against the JID's domain is on unless
     /// tls.insecure_skip_verify; TLS 1.2 minimum; custom CA file or path.
     tls::client_options tls;
-    /// Go on without TLS when the server offers none. Off by default; PLAIN
-    /// stays refused on such a stream unless sasl.allow_plain_without_tls.
+    /// Go on without TLS when the server offers no STARTTLS. Off by default.
+    /// An offered STARTTLS is always used, and PLAIN is never sent on a
+    /// stream without verified TLS.
     bool allow_plaintext = false;
     /// Mechanism choice (see sasl::select()).
     sasl::options sasl;
@@ -102,11 +195,16 @@ struct session_options {
     xml::limits limits;
     /// The whole of async_connect: DNS, TCP, TLS, negotiation.
     std::chrono::milliseconds connect_timeout{30000};
-    /// Each wait for the server during negotiation.
+    /// Each TCP connection attempt (one address of one target); then the
+    /// next address or target is tried (RFC 6120 3.2.1 step 9).
+    std::chrono::milliseconds connect_attempt_timeout{10000};
+    /// Each wait for the server during negotiation (the direct-TLS
+    /// handshake included).
     std::chrono::milliseconds step_timeout{15000};
     /// Default deadline of async_send_iq.
     std::chrono::milliseconds iq_timeout{30000};
-    /// How long async_close waits for the server's closing tag.
+    /// How long async_close waits for the server's closing tag, and then
+    /// for the TLS close.
     std::chrono::milliseconds close_timeout{5000};
     /// Bytes read per read_some.
     std::size_t read_size = 4096;
@@ -116,26 +214,33 @@ struct session_options {
     /// reply the session owes the server ends the session with that code:
     /// a server that floods requests and does not read the answers.
     std::size_t max_send_queue = 1024 * 1024;
+    /// Most handler calls running at once; reading pauses until one ends
+    /// (a flood meets TCP back-pressure instead of growing memory).
+    std::size_t max_handlers = 256;
 
     /// Features negotiated after the built-in STARTTLS, SASL and bind.
     std::vector<std::shared_ptr<const stream_feature>> extra_features;
 
     /// Tee hooks for an XML console: every chunk of bytes read or written,
-    /// after TLS. Called on the session's strand; must not block.
+    /// after TLS. Called on the session's strand; must not block. An
+    /// exception thrown from one ends the session.
     std::function<void(std::string_view)> on_read;
     std::function<void(std::string_view)> on_write;
     /// Called once when a connected session ends, with the reason
-    /// (errc::session_closed after async_close). On the session's strand.
+    /// (errc::session_closed after async_close), on the session's strand.
+    /// Not called when the session object is destroyed first.
     std::function<void(const error_info&)> on_closed;
 };
 
 /// A client session: connection, negotiation, stanza I/O.
 ///
-/// Thread safety: the asynchronous operations may be started from any
-/// thread; they run on the session's strand. set_handler() and the
-/// accessors must not race with a running connect. Destroying the session
-/// closes the connection at once; pending operations then complete with
-/// errc::session_closed.
+/// Thread safety: the asynchronous operations and the accessors may be
+/// used from any thread; the work runs on the session's strand.
+/// set_handler() must not race with itself. Destroying the session closes
+/// the connection at once; pending operations then complete with
+/// errc::session_closed, handlers still running finish on their own.
+/// Completion handlers run through their own associated executor, which is
+/// kept busy (outstanding work) while the operation is pending.
 class session {
 public:
     using executor_type = asio::any_io_executor;
@@ -149,22 +254,28 @@ public:
     /// The session's strand.
     executor_type get_executor() const noexcept;
 
-    /// Called for each incoming element except matched IQ replies. Set it
-    /// before async_connect.
+    /// Called for each incoming element except IQ results and errors (a
+    /// matched reply completes its async_send_iq; an unmatched one, e.g. a
+    /// reply forged by a third party, is dropped). Set it before
+    /// async_connect; setting it later affects elements read from then on.
     void set_handler(stanza_handler h);
 
     /// Dial (DNS SRV or the explicit host), TLS, STARTTLS, SASL, bind.
     ///
     /// Completion: void(error_code). Errors carry their detail in
-    /// last_error(): tls::errc (certificate...), sasl::errc (wrong password:
+    /// last_error() (and, for SASL, in the error_code's message):
+    /// tls::errc (certificate...), sasl::errc (wrong password:
     /// not_authorized), stream_errc, errc::tls_required, errc::timeout
-    /// (options.connect_timeout), DNS and socket errors.
-    /// Cancellation: terminal; the connection attempt is abandoned and
-    /// completes with operation_aborted. Thread safe.
+    /// (options.connect_timeout, step_timeout), errc::already_connected,
+    /// DNS and socket errors.
+    /// Cancellation: any type (terminal, partial, total) abandons the
+    /// attempt: the session is closed and the operation completes with
+    /// operation_aborted. Thread safe.
     template <class Token = asio::deferred_t>
     auto async_connect(Token&& token = {}) {
         return asio::async_initiate<Token, void(error_code)>(
-            [this](auto h) { do_connect(asio::any_completion_handler<void(error_code)>(std::move(h))); }, token);
+            [impl = impl_](auto h) { start_connect(impl, asio::any_completion_handler<void(error_code)>(std::move(h))); },
+            token);
     }
 
     /// Send any top-level element (a stanza or a nonza). One writer drains an
@@ -173,13 +284,15 @@ public:
     ///
     /// Completion: void(error_code), once the bytes are handed to the
     /// transport; errc::not_connected before connect or after the end,
-    /// xml::errc when the element cannot be serialized. Cancellation: none
-    /// (a queued element is sent). Thread safe.
+    /// errc::session_closed when the stream ends before the bytes went out,
+    /// errc::send_queue_full past options.max_send_queue, xml::errc when
+    /// the element cannot be serialized. Cancellation: none (a queued
+    /// element is sent). Thread safe.
     template <class Token = asio::deferred_t>
     auto async_send(xml::element e, Token&& token = {}) {
         return asio::async_initiate<Token, void(error_code)>(
-            [this](auto h, xml::element e) {
-                do_send(std::move(e), asio::any_completion_handler<void(error_code)>(std::move(h)));
+            [impl = impl_](auto h, xml::element e) {
+                detail::start_send(impl, std::move(e), detail::send_handler(std::move(h)));
             },
             token, std::move(e));
     }
@@ -190,25 +303,30 @@ public:
     /// fresh one). A reply matches on id and sender (RFC 6120 8.1.2.1): the
     /// 'from' of the reply must be the 'to' of the request; for a request to
     /// our own account or server (no 'to', our bare JID or our domain) an
-    /// empty 'from', our bare JID and our domain are all accepted. Anything
-    /// else, e.g. a forged reply from a third party, is dropped.
+    /// empty 'from', our bare JID, our full JID and our domain are all
+    /// accepted. Anything else, e.g. a forged reply from a third party, is
+    /// dropped; so is a get/set that reuses a pending id.
     ///
     /// Completion: void(error_code, xml::element reply). A result gives no
     /// error; an error reply gives its stanza_errc with the error stanza as
-    /// `reply`; errc::timeout after `timeout` (default options.iq_timeout);
+    /// `reply`; errc::timeout after `timeout` (zero: options.iq_timeout);
     /// the stream's end fails every pending IQ (errc::session_closed or the
-    /// cause). Cancellation: terminal, partial, total: the pending entry is
-    /// removed and the operation completes with operation_aborted (the
-    /// request may already be on the wire). Thread safe.
+    /// cause); errc::not_connected; errc::invalid_argument for an element
+    /// that is not an IQ get/set, an id already pending, or a 'to' that is
+    /// not a JID; errc::send_queue_full. Cancellation: terminal, partial,
+    /// total: the pending entry is removed and the operation completes with
+    /// operation_aborted (the request may already be on the wire).
+    /// Thread safe.
     template <class Token = asio::deferred_t>
     auto async_send_iq(xml::element iq, std::chrono::milliseconds timeout, Token&& token = {}) {
         return asio::async_initiate<Token, void(error_code, xml::element)>(
-            [this](auto h, xml::element iq, std::chrono::milliseconds t) {
-                do_send_iq(std::move(iq), t,
-                           asio::any_completion_handler<void(error_code, xml::element)>(std::move(h)));
+            [impl = impl_](auto h, xml::element iq, std::chrono::milliseconds t) {
+                detail::start_send_iq(impl, std::move(iq), t, detail::iq_handler(std::move(h)));
             },
             token, std::move(iq), timeout);
     }
+    /// As above with options.iq_timeout. Same completion, cancellation and
+    /// thread safety.
     template <class Token = asio::deferred_t>
     auto async_send_iq(xml::element iq, Token&& token = {}) {
         return async_send_iq(std::move(iq), std::chrono::milliseconds::zero(), std::forward<Token>(token));
@@ -216,8 +334,9 @@ public:
 
     /// Close the stream (RFC 6120 4.4): queued output is written, then our
     /// closing tag; waits for the server's closing tag up to
-    /// options.close_timeout, then shuts TLS and the socket down. Pending IQs
-    /// fail with errc::session_closed.
+    /// options.close_timeout, then shuts TLS (close_notify, bounded by
+    /// close_timeout too) and the socket down. Pending IQs fail with
+    /// errc::session_closed. During a connect, abandons it.
     ///
     /// Completion: void(error_code): success also when the server did not
     /// answer in time (the connection is closed anyway) or the session was
@@ -225,7 +344,8 @@ public:
     template <class Token = asio::deferred_t>
     auto async_close(Token&& token = {}) {
         return asio::async_initiate<Token, void(error_code)>(
-            [this](auto h) { do_close(asio::any_completion_handler<void(error_code)>(std::move(h))); }, token);
+            [impl = impl_](auto h) { start_close(impl, asio::any_completion_handler<void(error_code)>(std::move(h))); },
+            token);
     }
 
     /// The JID the server bound (full), or the account's JID before binding.
@@ -240,11 +360,10 @@ public:
     std::string sasl_mechanism() const;
 
 private:
-    void do_connect(asio::any_completion_handler<void(error_code)> h);
-    void do_send(xml::element e, asio::any_completion_handler<void(error_code)> h);
-    void do_send_iq(xml::element iq, std::chrono::milliseconds timeout,
-                    asio::any_completion_handler<void(error_code, xml::element)> h);
-    void do_close(asio::any_completion_handler<void(error_code)> h);
+    static void start_connect(const std::shared_ptr<detail::session_impl>& impl,
+                              asio::any_completion_handler<void(error_code)> h);
+    static void start_close(const std::shared_ptr<detail::session_impl>& impl,
+                            asio::any_completion_handler<void(error_code)> h);
 
     std::shared_ptr<detail::session_impl> impl_;
 };
