@@ -271,6 +271,36 @@ TEST_CASE("session against real servers") {
     }
 }
 
+// SASL ANONYMOUS (RFC 4505) is native: the empty trace ("=" on the wire,
+// RFC 6120 6.4.2), never Cyrus's "anonymous@<local host name>".
+TEST_CASE("session logs in anonymously to Prosody") {
+    testbed::prosody_options po;
+    po.authentication = "anonymous";
+    po.accounts = {};
+    testbed::prosody_server srv(po);
+    asio::io_context io;
+    auto o = options(srv, "x");
+    o.address = jid::parse(srv.domain());
+    o.password.clear();
+    o.sasl.allow_anonymous = true;
+    auto written = std::make_shared<std::string>();
+    o.on_write = [written](std::string_view b) { written->append(b); };
+    session s(io.get_executor(), o);
+    auto ec = try_connect(io, s);
+    INFO(s.last_error().what());
+    REQUIRE_FALSE(ec);
+    CHECK(s.sasl_mechanism() == "ANONYMOUS");
+    CHECK(written->find("mechanism='ANONYMOUS'>=</auth>") != std::string::npos);
+    CHECK(s.address().is_full());
+    CHECK(s.address().domainpart() == srv.domain());
+    CHECK_FALSE(s.address().localpart().empty()); // the server made one up
+    run(io, [&]() -> asio::awaitable<void> {
+        auto r = co_await s.async_send_iq(make_iq(iq_type::get, srv.domain(), "ping", "urn:xmpp:ping"), use_awaitable);
+        CHECK(r.root().attr("type") == "result");
+    });
+    close(io, s);
+}
+
 TEST_CASE("session refuses what it must refuse") {
     for (auto k : {kind::prosody, kind::ejabberd}) {
         const char* name = k == kind::prosody ? "prosody" : "ejabberd";

@@ -662,6 +662,20 @@ TEST_CASE("session: what the server offers decides negotiation failures") {
         CHECK(has_all(s.state(), session_state::input_closed | session_state::output_closed));
         drain(fx, srv);
     }
+    SECTION("TLS without verification (insecure_skip_verify): PLAIN is never sent") {
+        scripted_server srv(fx.io, fx.server_ctx());
+        asio::co_spawn(fx.io, srv.serve(), asio::detached);
+        auto o = fx.options(srv.port());
+        o.tls.insecure_skip_verify = true;
+        o.tls.ca_file.clear();
+        session s(fx.io.get_executor(), o);
+        auto ec = connect(fx, s);
+        INFO(s.last_error().what());
+        CHECK(ec == sasl::errc::no_acceptable_mechanism);
+        CHECK(has_all(s.state(), session_state::secure)); // TLS itself ran
+        CHECK_FALSE(srv.plain_auth_seen);
+        drain(fx, srv);
+    }
     SECTION("plaintext right behind <proceed/>: tls_injection") {
         scripted_server srv(fx.io, fx.server_ctx());
         srv.bytes_after_proceed = true;

@@ -126,15 +126,19 @@ public:
     /// Bits that must all be clear for the feature to be negotiated.
     virtual session_state prohibited() const noexcept { return session_state::none; }
 
-    /// Initiating side: read the peer's advertisement of this feature.
+    /// Initiating side: read the peer's advertisement of this feature (the
+    /// child of <stream:features/>; its parent is reachable for features
+    /// that read siblings, e.g. XEP-0440 beside SASL). Awaitable, as in
+    /// mellium's Parse, so a feature may look things up before it decides.
     /// Throws system_error when the advertisement is unusable.
-    virtual parse_result parse(xml::node advertised) const = 0;
+    virtual asio::awaitable<parse_result> parse(xml::node advertised) const = 0;
 
     /// Receiving side: append this feature's advertisement to `features`
-    /// and return whether it is required. The default offers nothing.
-    virtual bool list(xml::node features, const negotiation_stream& s) const {
+    /// and return whether it is required. Awaitable, so that what is offered
+    /// may depend on an asynchronous lookup. The default offers nothing.
+    virtual asio::awaitable<bool> list(xml::node features, const negotiation_stream& s) const {
         (void)features; (void)s;
-        return false;
+        co_return false;
     }
 
     /// Run the feature's protocol on `s`. Throws system_error on failure

@@ -59,6 +59,12 @@ public:
     /// explicitly unverified peer).
     virtual bool is_secure() const noexcept = 0;
 
+    /// The peer was authenticated: its certificate chain and name were
+    /// verified (false without TLS, and with tls insecure_skip_verify).
+    /// Whatever sends a secret in the clear over the channel (SASL PLAIN)
+    /// asks this, not is_secure().
+    virtual bool peer_verified() const noexcept { return false; }
+
     /// Negotiated TLS protocol version (e.g. 0x0304 for TLS 1.3), 0 if none.
     virtual int tls_version() const noexcept { return 0; }
 

@@ -50,9 +50,9 @@ public:
     std::string_view ns() const noexcept override { return detail::tls_ns; }
     session_state prohibited() const noexcept override { return session_state::secure; }
 
-    parse_result parse(xml::node advertised) const override {
+    asio::awaitable<parse_result> parse(xml::node advertised) const override {
         // RFC 6120 5.4.1: <required/> marks it mandatory-to-negotiate.
-        return {static_cast<bool>(advertised.child("required", detail::tls_ns)), {}};
+        co_return parse_result{static_cast<bool>(advertised.child("required", detail::tls_ns)), {}};
     }
 
     asio::awaitable<negotiate_result> negotiate(negotiation_stream& s, std::any&) const override {
@@ -86,10 +86,10 @@ public:
     }
     session_state prohibited() const noexcept override { return session_state::authenticated; }
 
-    parse_result parse(xml::node advertised) const override {
+    asio::awaitable<parse_result> parse(xml::node advertised) const override {
         // RFC 6120 6.4.1: SASL is mandatory-to-negotiate. The parent
         // <stream:features/> holds the XEP-0440 advertisement, if any.
-        return {true, detail::parse_sasl_offer(advertised, advertised.parent())};
+        co_return parse_result{true, detail::parse_sasl_offer(advertised, advertised.parent())};
     }
 
     asio::awaitable<negotiate_result> negotiate(negotiation_stream& s, std::any& data) const override {
@@ -99,10 +99,8 @@ public:
         sasl::tls_state ts;
         ts.secure = t.is_secure();
         // PLAIN needs an authenticated peer, which is_secure() does not say
-        // (insecure_skip_verify). A transport tls::info() does not know
-        // counts as unverified.
-        const auto info = tls::info(t);
-        ts.peer_verified = info && info->peer_verified;
+        // (insecure_skip_verify).
+        ts.peer_verified = t.peer_verified();
         ts.tls_version = t.tls_version();
         ts.binding = [&t](std::string_view type) { return t.channel_binding(type); };
         ts.server_binding_types = offer->binding_types;
@@ -144,7 +142,7 @@ public:
     session_state necessary() const noexcept override { return session_state::authenticated; }
     session_state prohibited() const noexcept override { return session_state::ready; }
 
-    parse_result parse(xml::node) const override { return {true, {}}; } // 7.3.1: mandatory
+    asio::awaitable<parse_result> parse(xml::node) const override { co_return parse_result{true, {}}; } // 7.3.1: mandatory
 
     asio::awaitable<negotiate_result> negotiate(negotiation_stream& s, std::any&) const override {
         std::string resource = resource_;
@@ -189,7 +187,8 @@ public:
             std::vector<std::any> data;
             bool starttls_offered = false;
             for (const auto& o : offered) {
-                data.push_back(o.feature->parse(o.advertisement).data);
+                auto parsed = co_await o.feature->parse(o.advertisement);
+                data.push_back(std::move(parsed.data));
                 if (o.feature->ns() == detail::tls_ns) starttls_offered = true;
             }
             // RFC 7590 3.1 and our default: no TLS, no session.

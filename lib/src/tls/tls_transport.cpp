@@ -369,6 +369,12 @@ public:
     }
 
     bool is_secure() const noexcept override { return true; }
+    bool peer_verified() const noexcept override {
+        if (!verify_peer_ || SSL_get_verify_result(ssl_) != X509_V_OK) return false;
+        X509* peer = SSL_get_peer_certificate(ssl_);
+        X509_free(peer);
+        return peer != nullptr;
+    }
 
     int tls_version() const noexcept override { return SSL_version(ssl_); }
 
@@ -392,11 +398,7 @@ public:
         if (len > 0) i.alpn.assign(reinterpret_cast<const char*>(p), len);
         if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) i.server_name = sni;
         i.session_reused = SSL_session_reused(ssl_) == 1;
-        if (verify_peer_ && SSL_get_verify_result(ssl_) == X509_V_OK) {
-            X509* peer = SSL_get_peer_certificate(ssl_);
-            i.peer_verified = peer != nullptr;
-            X509_free(peer);
-        }
+        i.peer_verified = peer_verified();
         return i;
     }
 

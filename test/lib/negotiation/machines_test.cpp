@@ -15,6 +15,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <deque>
@@ -312,7 +314,7 @@ struct fake_feature final : stream_feature {
     std::string_view ns() const noexcept override { return "urn:test"; }
     session_state necessary() const noexcept override { return need_; }
     session_state prohibited() const noexcept override { return forbid_; }
-    parse_result parse(xml::node) const override { return {}; }
+    asio::awaitable<parse_result> parse(xml::node) const override { co_return parse_result{}; }
     asio::awaitable<negotiate_result> negotiate(negotiation_stream&, std::any&) const override { co_return negotiate_result{}; }
     std::string n_;
     session_state need_, forbid_;
@@ -493,4 +495,48 @@ TEST_CASE("client negotiator: without STARTTLS offered, allow_plaintext decides"
         CHECK(only_plain.ec == sasl::errc::no_acceptable_mechanism);
         CHECK(only_plain.sent.empty());
     }
+}
+
+namespace {
+// A feature whose parse step suspends (as a lookup would) before it
+// decides, and whose negotiate step reads what parse kept.
+struct async_feature final : stream_feature {
+    std::string_view name() const noexcept override { return "x"; }
+    std::string_view ns() const noexcept override { return "urn:test:x"; }
+    session_state prohibited() const noexcept override { return session_state::ready; }
+    asio::awaitable<parse_result> parse(xml::node advertised) const override {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        co_return parse_result{false, std::string(advertised.attr("v"))};
+    }
+    asio::awaitable<negotiate_result> negotiate(negotiation_stream& s, std::any& data) const override {
+        seen = std::any_cast<std::string>(data);
+        co_await s.send_raw("<x xmlns='urn:test:x'/>");
+        co_return negotiate_result{session_state::ready, nullptr, false};
+    }
+    mutable std::string seen;
+};
+} // namespace
+
+TEST_CASE("client negotiator: parse is an awaitable step whose result reaches negotiate") {
+    asio::io_context io;
+    scripted_io s(io.get_executor());
+    s.state_ = session_state::secure | session_state::authenticated;
+    s.script.push_back("<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                       "<x xmlns='urn:test:x' v='42'/></stream:features>");
+    client_features_config cfg;
+    auto x = std::make_shared<async_feature>();
+    auto neg = make_client_negotiator(cfg, {x});
+    bool finished = false;
+    std::exception_ptr failure;
+    asio::co_spawn(io, neg->run(s), [&](std::exception_ptr e) {
+        finished = true;
+        failure = e;
+    });
+    io.run();
+    REQUIRE(finished);
+    CHECK_FALSE(failure);
+    CHECK(x->seen == "42");
+    CHECK(has_all(s.state_, session_state::ready));
+    REQUIRE(s.sent.size() == 1);
+    CHECK(s.sent[0] == "<x xmlns='urn:test:x'/>");
 }
