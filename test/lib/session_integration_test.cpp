@@ -161,6 +161,17 @@ TEST_CASE("session against real servers") {
             }
         }
 
+        { // a requested resource is bound as asked (RFC 6120 7.7)
+            auto o = options(*srv, "carol");
+            o.address = jid::parse("carol@" + srv->domain() + "/desk");
+            session s(io.get_executor(), o);
+            auto ec = try_connect(io, s);
+            INFO(s.last_error().what());
+            REQUIRE_FALSE(ec);
+            CHECK(s.address().str() == "carol@" + srv->domain() + "/desk");
+            close(io, s);
+        }
+
         { // wrong password
             auto o = options(*srv, "alice");
             o.password = "not-the-password";
