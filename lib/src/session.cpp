@@ -98,11 +98,8 @@ public:
           opts_(std::move(opts)),
           reader_(opts_.limits),
           address_(opts_.address),
-          deadline_(strand_),
-          step_timer_(strand_),
           close_timer_(strand_),
-          writer_idle_(strand_, asio::steady_timer::time_point::max()),
-          handler_slot_(strand_, asio::steady_timer::time_point::max()) {}
+          wakeup_(strand_, asio::steady_timer::time_point::max()) {}
 
     asio::any_io_executor executor() const { return strand_; }
 
@@ -126,10 +123,15 @@ public:
                 });
             });
         }
-        arm(deadline_, opts_.connect_timeout);
+        // Connect-only state: freed once the connect is over, so that an
+        // idle session does not carry it (bench/idle_sessions).
+        conn_ = std::make_unique<connect_state>(strand_);
+        arm(conn_->deadline, opts_.connect_timeout);
         auto done = [self = shared_from_this(), h = std::move(h)](std::exception_ptr ep) mutable {
-            self->deadline_.cancel();
-            self->step_timer_.cancel();
+            self->conn_->deadline.cancel();
+            self->conn_->step.cancel();
+            // Not here: the signal's slot belongs to the operation completing now.
+            asio::post(self->strand_, [self] { self->conn_.reset(); });
             auto s = asio::get_associated_cancellation_slot(h.h);
             if (s.is_connected()) s.clear();
             if (!ep && self->phase_ == phase::connecting) {
@@ -147,7 +149,7 @@ public:
                                complete(std::move(h), self->strand_, self->last_error().code);
                            });
         };
-        asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(connect_cancel_.slot(), std::move(done)));
+        asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
     }
 
     void send(std::string bytes, tracked<void(error_code)> h) {
@@ -411,9 +413,9 @@ private:
                     // XEP-0368: ALPN xmpp-client, SNI and verification
                     // against the JID's domain, not the SRV target
                     // (RFC 7590 3.2).
-                    arm(step_timer_, opts_.step_timeout);
+                    arm(conn_->step, opts_.step_timeout);
                     transport_ = co_await tls::connect(std::move(sock), tls_ctx, domain_ascii_);
-                    step_timer_.cancel();
+                    conn_->step.cancel();
                     add_state(session_state::secure);
                 } else {
                     transport_ = tls::make_tcp_transport(std::move(sock));
@@ -421,7 +423,7 @@ private:
                 }
                 break;
             } catch (const system_error& e) {
-                step_timer_.cancel();
+                conn_->step.cancel();
                 if (abort_reason_ || e.code() == asio::error::operation_aborted) throw;
                 if (!first_failure.code) first_failure = detail::info_of(e);
             }
@@ -459,7 +461,7 @@ private:
     void abort_io() {
         if (resolver_) resolver_->cancel();
         if (transport_) transport_->close();
-        connect_cancel_.emit(asio::cancellation_type::terminal);
+        if (conn_) conn_->cancel.emit(asio::cancellation_type::terminal);
     }
 
     asio::awaitable<void> write_now(std::string_view bytes) {
@@ -483,9 +485,10 @@ private:
                 reader_.commit(0);
                 // Idle: hold no read buffer and no parse tree while waiting.
                 reader_.shrink();
-                if (step_deadline) arm(step_timer_, opts_.step_timeout);
+                // Negotiation only: conn_ lives until the connect is over.
+                if (step_deadline && conn_) arm(conn_->step, opts_.step_timeout);
                 co_await transport_->wait_read();
-                if (step_deadline) step_timer_.cancel();
+                if (step_deadline && conn_) conn_->step.cancel();
                 continue;
             }
             if (ec == asio::error::eof)
@@ -582,7 +585,7 @@ private:
             if (ec) break;
         }
         writing_ = false;
-        writer_idle_.cancel();
+        wakeup_.cancel();
         if (failure.code && !ending_) {
             if (failure.text.empty() || failure.code != errc::callback_failed) failure.text = "write failed: " + failure.text;
             end_session(std::move(failure), true);
@@ -599,7 +602,7 @@ private:
             if (ec) return;
             if (auto self = weak.lock(); self && self->transport_) self->transport_->close();
         });
-        while (writing_) co_await writer_idle_.async_wait(asio::as_tuple(asio::use_awaitable));
+        while (writing_) co_await wakeup_.async_wait(asio::as_tuple(asio::use_awaitable));
         deadline.cancel();
     }
 
@@ -615,7 +618,7 @@ private:
             for (;;) {
                 // Back-pressure: too many handlers running, read no further.
                 while (handlers_running_ >= std::max<std::size_t>(opts_.max_handlers, 1) && phase_ != phase::closed)
-                    co_await handler_slot_.async_wait(asio::as_tuple(asio::use_awaitable));
+                    co_await wakeup_.async_wait(asio::as_tuple(asio::use_awaitable));
                 if (phase_ == phase::closed) co_return;
                 auto ev = co_await read_event(false);
                 if (phase_ == phase::closed) co_return;
@@ -693,7 +696,7 @@ private:
             reply_error(request.root(), stanza_error(cond));
         }
         --handlers_running_;
-        handler_slot_.cancel();
+        wakeup_.cancel();
     }
 
     void reply_error(xml::node request, const stanza_error& err) {
@@ -797,13 +800,15 @@ private:
             std::lock_guard lk(info_mutex_);
             if (why.code && why.code != errc::session_closed) last_error_ = why;
         }
-        deadline_.cancel();
-        step_timer_.cancel();
+        if (conn_) {
+            conn_->deadline.cancel();
+            conn_->step.cancel();
+        }
         close_timer_.cancel();
-        handler_slot_.cancel();
+        wakeup_.cancel();
         if (resolver_) resolver_->cancel();
         if (transport_) transport_->close();
-        if (was_connecting) connect_cancel_.emit(asio::cancellation_type::terminal);
+        if (was_connecting && conn_) conn_->cancel.emit(asio::cancellation_type::terminal);
         // Every pending IQ fails with the reason the stream ended.
         auto pending = std::move(pending_);
         pending_.clear();
@@ -846,12 +851,17 @@ private:
     std::uint64_t iq_gen_ = 0;
     stanza_handler handler_;
     std::size_t handlers_running_ = 0;
-    asio::steady_timer deadline_;
-    asio::steady_timer step_timer_;
+    struct connect_state {
+        explicit connect_state(const asio::strand<asio::any_io_executor>& s) : deadline(s), step(s) {}
+        asio::steady_timer deadline; // connect_timeout
+        asio::steady_timer step;     // step_timeout
+        asio::cancellation_signal cancel;
+    };
+    std::unique_ptr<connect_state> conn_;
     asio::steady_timer close_timer_;
-    asio::steady_timer writer_idle_;  // never expires: cancel() wakes the waiters
-    asio::steady_timer handler_slot_; // likewise, when a handler call ends
-    asio::cancellation_signal connect_cancel_;
+    // Never expires: cancel() wakes whoever waits for the writer to go idle
+    // or for a handler call to end; each re-checks its own condition.
+    asio::steady_timer wakeup_;
     error_code abort_reason_;
     error_info last_error_;
     mutable std::mutex info_mutex_;
