@@ -246,13 +246,15 @@ public:
 
     /// The owning session object is going away: stop everything now.
     void detach() {
-        handler_ = nullptr; // running handler calls hold their own copies
+        handler_ = nullptr; // running handler calls share ownership
         abort_reason_ = make_error_code(errc::session_closed);
         // No on_closed: what it would tell belongs to an object that is gone.
         end_session({make_error_code(errc::session_closed), "session destroyed"}, false);
     }
 
-    void set_handler(stanza_handler h) { handler_ = std::move(h); }
+    void set_handler(stanza_handler h) {
+        handler_ = h ? std::make_shared<const stanza_handler>(std::move(h)) : nullptr;
+    }
 
     // --- negotiation_stream ------------------------------------------------------
 
@@ -675,19 +677,21 @@ private:
             return;
         }
         ++handlers_running_;
-        // The call gets its own copy of the handler: set_handler() or the
-        // session's end must not destroy what a suspended call still uses.
+        // The call shares ownership of the handler: set_handler() or the
+        // session's end must not destroy what a suspended call still uses
+        // (a shared_ptr, not a std::function copy: no allocation per stanza).
         asio::co_spawn(strand_, run_handler(shared_from_this(), handler_, xml::element::copy_of(e)), asio::detached);
     }
 
-    asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, stanza_handler handler, xml::element e) {
+    asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, std::shared_ptr<const stanza_handler> handler,
+                                      xml::element e) {
         // Kept for the automatic answer: the handler may move the element out.
         xml::element request;
         if (iq_view(e.root()).is_request()) request = envelope_of(e.root());
         bool handled = false;
         bool failed = false;
         try {
-            handled = co_await handler(incoming(self, std::move(e)));
+            handled = co_await (*handler)(incoming(self, std::move(e)));
         } catch (...) {
             failed = true;
         }
@@ -849,7 +853,7 @@ private:
     std::vector<tracked<void(error_code)>> close_waiters_;
     std::unordered_map<std::string, pending_iq> pending_;
     std::uint64_t iq_gen_ = 0;
-    stanza_handler handler_;
+    std::shared_ptr<const stanza_handler> handler_;
     std::size_t handlers_running_ = 0;
     struct connect_state {
         explicit connect_state(const asio::strand<asio::any_io_executor>& s) : deadline(s), step(s) {}

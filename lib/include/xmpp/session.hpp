@@ -156,9 +156,9 @@ private:
 /// else) without blocking the reading of further elements; at most
 /// session_options::max_handlers run at once, after which reading pauses.
 /// An exception thrown by a handler for an IQ get/set is answered with
-/// internal-server-error. The session keeps a copy of the handler for each
-/// call, so replacing it or destroying the session never pulls a running
-/// handler's state away.
+/// internal-server-error. Each call shares ownership of the handler, so
+/// replacing it or destroying the session never pulls a running handler's
+/// state away.
 using stanza_handler = std::function<asio::awaitable<bool>(incoming)>;
 
 /// Settings of a client session. Every limit and deadline has a default;
