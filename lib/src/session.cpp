@@ -56,20 +56,12 @@ struct tracked {
     explicit operator bool() const noexcept { return static_cast<bool>(h); }
 };
 
-// Completes a type-erased handler later, through its own executor, never
-// inside the caller's stack (and never while we iterate our containers).
-template <class Handler, class... Args>
-void complete(Handler h, const asio::any_io_executor& ex, Args... args) {
-    // Not asio::append + post: with Boost 1.81 that path copies the
-    // any_completion_handler through its converting constructor, which wraps
-    // it in itself without end. Post to our strand, then run the handler
-    // through its own associated executor.
-    asio::post(ex, [h = std::move(h), ex, args = std::make_tuple(std::move(args)...)]() mutable {
-        auto hex = asio::get_associated_executor(h, ex);
-        hex.execute([h = std::move(h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
-    });
-}
-
+// Completes a stored handler later, through its own executor, never inside
+// the caller's stack (and never while we iterate our containers). Not
+// asio::append + post: with Boost 1.81 that path copies the
+// any_completion_handler through its converting constructor, which wraps it
+// in itself without end. Post to our strand, then run the handler through
+// its own associated executor.
 template <class Sig, class... Args>
 void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
     // The work guard lives until the handler has been handed over.
@@ -902,26 +894,28 @@ void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std:
     });
 }
 
-void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h) {
-    auto reply = request ? make_iq_result(iq_view(request)) : xml::element();
+namespace {
+// Sends `reply`; an empty one (the request may not be answered that way)
+// completes with invalid_argument.
+void send_reply(const std::shared_ptr<session_impl>& s, xml::element reply, send_handler h) {
     if (!reply) {
         complete(tracked<void(error_code)>(std::move(h), s->executor()), s->executor(),
                  make_error_code(errc::invalid_argument));
         return;
     }
-    if (payload) reply.root().append_copy(payload.root());
     start_send(s, std::move(reply), std::move(h));
+}
+} // namespace
+
+void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h) {
+    auto reply = request ? make_iq_result(iq_view(request)) : xml::element();
+    if (reply && payload) reply.root().append_copy(payload.root());
+    send_reply(s, std::move(reply), std::move(h));
 }
 
 void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
                        send_handler h) {
-    auto reply = request ? make_error_reply(request, err) : xml::element();
-    if (!reply) {
-        complete(tracked<void(error_code)>(std::move(h), s->executor()), s->executor(),
-                 make_error_code(errc::invalid_argument));
-        return;
-    }
-    start_send(s, std::move(reply), std::move(h));
+    send_reply(s, request ? make_error_reply(request, err) : xml::element(), std::move(h));
 }
 
 jid address_of(const session_impl& s) { return s.address(); }
