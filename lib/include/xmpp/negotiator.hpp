@@ -7,6 +7,7 @@
 // negotiation_stream, so it never knows which transport runs below.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,5 +76,41 @@ std::shared_ptr<const stream_feature> bind_feature(std::string resource);
 /// (errc::tls_required) unless `cfg.allow_plaintext`.
 std::shared_ptr<negotiator> make_client_negotiator(const client_features_config& cfg,
                                                    std::vector<std::shared_ptr<const stream_feature>> extra = {});
+
+// --- Receiving (server) side ----------------------------------------------------
+
+/// STARTTLS, receiving side (RFC 6120 5.4): offered on a stream that is not
+/// secure yet (never on a WebSocket: the session drops it there, RFC 7395
+/// 3.? / 4); <required/> with `required`. Answers <starttls/> with
+/// <proceed/> and runs tls::accept() with `server_ctx`.
+std::shared_ptr<const stream_feature> starttls_server_feature(tls::context server_ctx, bool required);
+
+/// SASL, receiving side (RFC 6120 6.4): lists the mechanisms `opts` can
+/// serve on the stream's state (PLAIN only on a secure stream, -PLUS only
+/// with channel-binding data, with the XEP-0440 types beside), runs the
+/// exchange, allows opts.max_attempts tries, then records the
+/// authenticated account with set_peer_address(). With `require_tls`
+/// nothing is offered before TLS.
+std::shared_ptr<const stream_feature> sasl_server_feature(sasl::server_options opts, bool require_tls);
+
+/// Decides the resource of a bind request (RFC 6120 7.6-7.7) for the
+/// account `bare` asking for `requested` ("" = server-generated): returns
+/// the resource to bind, or throws system_error with stanza_errc::conflict
+/// (or another stanza error) to refuse. Called on the session's strand.
+using resource_claim = std::function<asio::awaitable<std::string>(negotiation_stream& s, jid bare, std::string requested)>;
+
+/// Resource binding, receiving side (RFC 6120 7): answers the bind IQ with
+/// the full JID `claim` chose, or with its error (bad-request for a
+/// resource that is not valid, RFC 6120 7.7.2.1).
+std::shared_ptr<const stream_feature> bind_server_feature(resource_claim claim);
+
+/// The receiving negotiator for `domain`: answers the peer's stream header
+/// (host-unknown for another 'to', RFC 6120 4.9.3.6), lists the features
+/// the state allows after each (re)start, and negotiates the one the peer
+/// picks, until the stream is ready. A stanza before authentication is a
+/// not-authorized stream error (RFC 6120 6.4.?), another unknown element
+/// unsupported-stanza-type.
+std::shared_ptr<negotiator> make_server_negotiator(std::string domain,
+                                                   std::vector<std::shared_ptr<const stream_feature>> features);
 
 } // namespace xmpp

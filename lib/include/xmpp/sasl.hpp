@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace xmpp::sasl {
@@ -244,6 +245,76 @@ std::unique_ptr<mechanism> make_cyrus(std::string_view name, const credentials& 
 /// one-time initialisation), e.g. {"ANONYMOUS", "EXTERNAL", "GSSAPI",
 /// "PLAIN", ...}; make_cyrus() runs only some of them. Thread safe.
 std::vector<std::string> cyrus_mechanisms();
+
+// --- Receiving (server) side ---------------------------------------------------
+//
+// The server side of the same mechanisms: SCRAM-SHA-1/-256/-512 and their
+// -PLUS variants natively from stored verifiers (the password never reaches
+// the server side), PLAIN checked by a user callback or by Cyrus SASL's
+// sasl_checkpass against a sasldb file, and ANONYMOUS. The receiving SASL
+// stream feature (xmpp::sasl_server_feature) drives them.
+
+/// A SCRAM verifier (RFC 5802 3): what a server stores instead of the
+/// password, for one hash function.
+struct scram_secret {
+    std::string salt;                     ///< raw salt bytes
+    std::uint32_t iterations = 4096;      ///< PBKDF2 count (RFC 7677 4: at least 4096)
+    std::vector<std::uint8_t> stored_key; ///< H(ClientKey)
+    std::vector<std::uint8_t> server_key; ///< HMAC(SaltedPassword, "Server Key")
+};
+
+/// Derives the verifier of `password` for `hash` ("SHA-1", "SHA-256" or
+/// "SHA-512") after SASLprep (RFC 4013). An empty `salt` gets 16 random
+/// bytes. Sets ec (errc::invalid_mechanism for another hash,
+/// errc::invalid_credentials when SASLprep refuses the password,
+/// errc::invalid_configuration for iterations of 0 or above INT_MAX) and
+/// returns an empty verifier. Thread safe.
+scram_secret make_scram_secret(std::string_view hash, std::string_view password, std::string_view salt,
+                               std::uint32_t iterations, error_code& ec);
+
+/// Who a finished server-side exchange authenticated.
+struct server_identity {
+    std::string mechanism; ///< e.g. "SCRAM-SHA-256-PLUS"
+    std::string username;  ///< the authentication identity (SASLprep'd); "" for ANONYMOUS
+    std::string authzid;   ///< the requested authorization identity, "" when none
+};
+
+/// Settings of the receiving side of SASL. Lookups are awaitable, so that
+/// they may ask a database without blocking the session's strand; they are
+/// called on the session's strand.
+struct server_options {
+    /// The verifier of `username` (SASLprep'd) for `hash` ("SHA-1",
+    /// "SHA-256", "SHA-512"); nullopt for an unknown user. Without it no
+    /// SCRAM mechanism is offered. An unknown user still gets a
+    /// server-first-message built from a salt derived from the user name
+    /// (RFC 5802 9: the exchange must not reveal which accounts exist) and
+    /// fails with not-authorized at the end, like a wrong password.
+    std::function<boost::asio::awaitable<std::optional<scram_secret>>(std::string username, std::string hash)>
+        scram_lookup;
+    /// Hashes offered for SCRAM, strongest first.
+    std::vector<std::string> scram_hashes = {"SHA-512", "SHA-256", "SHA-1"};
+    /// Checks a PLAIN login: returns true when the password is right.
+    std::function<boost::asio::awaitable<bool>(std::string username, std::string password, std::string authzid)>
+        plain_check;
+    /// Or check PLAIN passwords with Cyrus SASL against this sasldb file
+    /// (sasl_checkpass, auxprop sasldb; see saslpasswd2 -f). Used when
+    /// plain_check is empty. PLAIN is offered only on a TLS-protected
+    /// stream (RFC 6120 6.4.2: never a password in the clear).
+    std::string sasldb_path;
+    /// Offer ANONYMOUS (RFC 4505); the session then binds a random
+    /// username-less identity.
+    bool allow_anonymous = false;
+    /// Whether `who` may act as who.authzid (non-empty); default: only
+    /// when authzid is the user's own bare JID (RFC 6120 6.3.8), checked by
+    /// the feature. Return false for invalid-authzid.
+    std::function<bool(const server_identity& who, std::string_view domain)> authorize;
+    /// Failed attempts before the stream is closed with not-authorized
+    /// (RFC 6120 6.4.5: allow a reasonable number of retries).
+    unsigned max_attempts = 3;
+    /// Largest decoded SASL message accepted from the client; longer ones
+    /// fail with malformed-request.
+    std::size_t max_message_bytes = 4096;
+};
 
 } // namespace xmpp::sasl
 

@@ -88,6 +88,12 @@ public:
     virtual void set_auth_mechanism(std::string name) { (void)name; }
     /// True on the initiating (client) side.
     virtual bool is_initiator() const noexcept = 0;
+    /// The peer's address. Receiving side: the authenticated account (bare
+    /// JID, after SASL), then the bound full JID; empty before. Initiating
+    /// side: the server's domain.
+    virtual const jid& peer_address() const noexcept = 0;
+    /// Receiving side: record who the peer is (SASL, then bind).
+    virtual void set_peer_address(jid j) = 0;
 };
 
 /// What a feature's negotiate step returns.
@@ -141,8 +147,17 @@ public:
         co_return false;
     }
 
-    /// Run the feature's protocol on `s`. Throws system_error on failure
-    /// (the negotiator then ends the stream).
+    /// Receiving side: whether `e`, an element the peer sent after our
+    /// <stream:features/>, starts this feature (RFC 6120 4.3.2: the
+    /// initiating entity picks). The default matches the advertisement's
+    /// name and namespace (<starttls/>); SASL answers <auth/>, bind an IQ
+    /// set holding <bind/>.
+    virtual bool starts_with(xml::node e) const noexcept { return e.name() == name() && e.ns() == ns(); }
+
+    /// Run the feature's protocol on `s`. Initiating side: `data` is
+    /// parse_result::data. Receiving side: `data` holds the xml::element
+    /// the peer started the feature with (see starts_with()). Throws
+    /// system_error on failure (the negotiator then ends the stream).
     virtual asio::awaitable<negotiate_result> negotiate(negotiation_stream& s, std::any& data) const = 0;
 };
 

@@ -1,9 +1,10 @@
-// The byte stream a session runs on: plain TCP, TLS over TCP, or (W1.3) an
-// RFC 7395 WebSocket. Stream features never see which one it is.
+// The byte stream a session runs on: plain TCP, TLS over TCP, or an RFC 7395
+// WebSocket (ws:// or wss://). Stream features never see which one it is.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,29 @@ public:
 
     /// Local and remote endpoint text, for logs ("127.0.0.1:5222").
     virtual std::string remote_endpoint_text() const { return {}; }
+
+    // --- Message-oriented transports (RFC 7395 WebSocket) ----------------------
+    //
+    // Such a transport carries one top-level element per message: write()
+    // sends exactly one message, read_some() never returns bytes of two
+    // messages in one call, and message_complete() tells where a message
+    // ends. The session then frames the stream with <open/> and <close/>
+    // (urn:ietf:params:xml:ns:xmpp-framing) instead of <stream:stream>, and
+    // never offers or takes STARTTLS on it.
+
+    /// True for a message-oriented transport.
+    virtual bool message_oriented() const noexcept { return false; }
+
+    /// Message-oriented only: true when the bytes returned by the last
+    /// read_some() were the last of a message.
+    virtual bool message_complete() const noexcept { return false; }
+
+    /// Message-oriented only: sends each of `messages` as one message, in
+    /// order, in as few writes of the layer below as it can. Throws as
+    /// write(). The default writes them one by one.
+    virtual asio::awaitable<void> write_messages(std::span<const std::string_view> messages) {
+        for (auto m : messages) co_await write(m);
+    }
 };
 
 } // namespace xmpp
