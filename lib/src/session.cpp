@@ -3,8 +3,12 @@
 // translation unit; the public header only type-erases handlers.
 #include <xmpp/session.hpp>
 
+#include "detail/received.hpp"
+
 #include <xmpp/negotiator.hpp>
+#include <xmpp/server.hpp>
 #include <xmpp/stanza_error.hpp>
+#include <xmpp/websocket.hpp>
 #include <xmpp/stream_error.hpp>
 #include <xmpp/xml/reader.hpp>
 #include <xmpp/xml/writer.hpp>
@@ -85,19 +89,52 @@ error_info info_of(const system_error& e) {
 
 class session_impl final : public negotiation_io, public std::enable_shared_from_this<session_impl> {
 public:
-    session_impl(asio::any_io_executor ex, session_options opts)
+    session_impl(asio::any_io_executor ex, session_options opts, std::unique_ptr<received_setup> setup = nullptr)
         : strand_(asio::make_strand(std::move(ex))),
           opts_(std::move(opts)),
           reader_(opts_.limits),
           address_(opts_.address),
+          setup_(std::move(setup)),
+          received_(setup_ != nullptr),
+          framed_(received_ ? (setup_->kind == listener_kind::ws || setup_->kind == listener_kind::wss)
+                            : (opts_.websocket || !opts_.websocket_url.empty())),
           close_timer_(strand_),
-          wakeup_(strand_, asio::steady_timer::time_point::max()) {}
+          wakeup_(strand_, asio::steady_timer::time_point::max()) {
+        if (received_) {
+            domain_ = domain_ascii_ = setup_->domain;
+            address_ = jid::parse(setup_->domain);
+        }
+        if (framed_) {
+            // RFC 7395 3.3.1: no stream header; each message declares its
+            // namespaces. A stanza without xmlns is read as jabber:client,
+            // as a <stream:stream> would have it (what Prosody does too).
+            xml::stream_header ctx;
+            ctx.default_ns = std::string(xml::ns::client);
+            ctx.prefixes = {{"stream", std::string(xml::ns::stream)}};
+            reader_.set_headerless(ctx);
+        }
+    }
 
     asio::any_io_executor executor() const { return strand_; }
+    bool framed() const noexcept { return framed_; }
+    bool received() const noexcept { return received_; }
+    // The default namespace our elements are written in: none on a
+    // WebSocket, where each message declares its own (RFC 7395 3.3.1).
+    std::string_view content_ns() const noexcept { return framed_ ? std::string_view{} : xml::ns::client; }
 
     // --- public operations (called on the strand) ----------------------------
 
     void connect(tracked<void(error_code)> h) {
+        if (received_) {
+            complete(std::move(h), strand_, make_error_code(errc::invalid_argument));
+            return;
+        }
+        start(std::move(h), {});
+    }
+
+    // The connect (client) or the accept handshakes (receiving side, over
+    // `sock`): DNS/TCP/TLS/WebSocket, then the negotiator.
+    void start(tracked<void(error_code)> h, std::optional<asio::ip::tcp::socket> sock) {
         if (phase_ != phase::idle) {
             complete(std::move(h), strand_, make_error_code(errc::already_connected));
             return;
@@ -118,7 +155,7 @@ public:
         // Connect-only state: freed once the connect is over, so that an
         // idle session does not carry it (bench/idle_sessions).
         conn_ = std::make_unique<connect_state>(strand_);
-        arm(conn_->deadline, opts_.connect_timeout);
+        arm(conn_->deadline, received_ ? setup_->handshake_timeout : opts_.connect_timeout);
         auto done = [self = shared_from_this(), h = std::move(h)](std::exception_ptr ep) mutable {
             self->conn_->deadline.cancel();
             self->conn_->step.cancel();
@@ -128,7 +165,8 @@ public:
             if (s.is_connected()) s.clear();
             if (!ep && self->phase_ == phase::connecting) {
                 self->phase_ = phase::ready;
-                self->start_reading();
+                // The server starts reading once the user took the session.
+                if (!self->received_) self->start_reading();
                 complete(std::move(h), self->strand_, error_code{});
                 return;
             }
@@ -141,7 +179,11 @@ public:
                                complete(std::move(h), self->strand_, self->last_error().code);
                            });
         };
-        asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
+        if (received_)
+            asio::co_spawn(strand_, accept_main(std::move(*sock)),
+                           asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
+        else
+            asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
     }
 
     void send(std::string bytes, tracked<void(error_code)> h) {
@@ -169,7 +211,7 @@ public:
         }
         if (pending_.count(id)) return fail(make_error_code(errc::invalid_argument));
         std::string bytes;
-        if (auto ec = xml::write(root, bytes, xml::ns::client)) return fail(ec);
+        if (auto ec = xml::write(root, bytes, content_ns())) return fail(ec);
         if (!queue_has_room(bytes.size())) return fail(make_error_code(errc::send_queue_full));
         jid to;
         const bool to_self = is_self(v.to(), to);
@@ -248,11 +290,28 @@ public:
         handler_ = h ? std::make_shared<const stanza_handler>(std::move(h)) : nullptr;
     }
 
+    // Receiving side: the user has the session; stanzas may flow.
+    void begin_reading() {
+        if (phase_ == phase::ready) start_reading();
+    }
+
+    // Ends the stream with a stream error of ours (a resource conflict,
+    // the server stopping).
+    void kick(stream_errc cond, std::string text) {
+        if (phase_ == phase::closed) return;
+        if (phase_ == phase::connecting) {
+            abort_reason_ = make_error_code(cond);
+            abort_io();
+            return;
+        }
+        asio::co_spawn(strand_, fail_session({make_error_code(cond), std::move(text)}, true), asio::detached);
+    }
+
     // --- negotiation_stream ------------------------------------------------------
 
     asio::awaitable<void> send(xml::node element) override {
         std::string bytes;
-        if (auto ec = xml::write(element, bytes, xml::ns::client)) throw system_error(ec, "cannot serialize element");
+        if (auto ec = xml::write(element, bytes, content_ns())) throw system_error(ec, "cannot serialize element");
         co_await write_now(bytes);
     }
 
@@ -262,7 +321,10 @@ public:
         auto ev = co_await read_event(true);
         if (ev == xml::frame_event::stream_close) {
             add_state(session_state::input_closed);
-            throw system_error(make_error_code(errc::peer_closed), "the server closed the stream during negotiation");
+            if (!see_other_.empty())
+                throw system_error(make_error_code(stream_errc::see_other_host), see_other_);
+            throw system_error(make_error_code(errc::peer_closed), received_ ? "the client closed the stream during negotiation"
+                                                                             : "the server closed the stream during negotiation");
         }
         if (ev == xml::frame_event::stream_open)
             throw system_error(make_error_code(stream_errc::bad_format), "a second stream header");
@@ -289,7 +351,12 @@ public:
         address_ = std::move(j);
     }
     const std::string& peer_domain() const noexcept override { return domain_ascii_; }
-    bool is_initiator() const noexcept override { return true; }
+    bool is_initiator() const noexcept override { return !received_; }
+    const jid& peer_address() const noexcept override { return peer_; }
+    void set_peer_address(jid j) override {
+        std::lock_guard lk(info_mutex_);
+        peer_ = std::move(j);
+    }
     void set_auth_mechanism(std::string name) override {
         std::lock_guard lk(info_mutex_);
         mechanism_ = std::move(name);
@@ -298,27 +365,53 @@ public:
     // --- negotiation_io --------------------------------------------------------
 
     asio::awaitable<void> open_stream() override {
-        reader_.reset();
-        std::string out;
-        xml::stream_header h;
-        h.to = domain_;
-        // RFC 6120 4.7.1: 'from' only once the stream is protected.
-        if (has_all(state(), session_state::secure)) h.from = std::string(address_.bare().str());
-        h.version = "1.0";
-        h.lang = "en";
-        h.default_ns = std::string(xml::ns::client);
-        h.prefixes = {{"stream", std::string(xml::ns::stream)}};
-        xml::write_stream_header(h, out);
+        // The initiator restarts its reader before its own header; the
+        // receiving side did so before reading the peer's (receive_header).
+        if (!received_) reader_.reset();
+        auto out = header_text();
         header_sent_ = true;
         co_await write_now(out);
     }
 
+    // Our stream header (RFC 6120 4.7), or <open/> on a WebSocket.
+    std::string header_text() {
+        xml::stream_header h;
+        if (!received_) {
+            h.to = domain_;
+            // RFC 6120 4.7.1: 'from' only once the stream is protected.
+            if (has_all(state(), session_state::secure)) h.from = std::string(address_.bare().str());
+        } else {
+            // 4.7.1-4.7.3: our domain, a fresh id, and the peer's 'from'.
+            h.from = domain_;
+            h.id = new_id();
+            h.to = peer_header_.from;
+            std::lock_guard lk(info_mutex_);
+            own_id_ = h.id;
+        }
+        h.version = "1.0";
+        h.lang = "en";
+        std::string out;
+        if (framed_) {
+            out = framing_open(h);
+        } else {
+            h.default_ns = std::string(xml::ns::client);
+            h.prefixes = {{"stream", std::string(xml::ns::stream)}};
+            xml::write_stream_header(h, out);
+        }
+        return out;
+    }
+
     asio::awaitable<xml::stream_header> receive_header() override {
+        if (received_ && headers_read_ > 0) reader_.reset(); // a restart (4.3.3)
         auto ev = co_await read_event(true);
-        if (ev != xml::frame_event::stream_open)
-            throw system_error(make_error_code(errc::bad_stream_header), "expected the server's stream header");
+        if (ev != xml::frame_event::stream_open) {
+            std::string why = received_ ? "expected the client's stream header" : "expected the server's stream header";
+            if (framed_) why += " (<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>)";
+            throw system_error(make_error_code(errc::bad_stream_header), why);
+        }
+        ++headers_read_;
         std::lock_guard lk(info_mutex_);
-        peer_header_ = reader_.header();
+        peer_header_ = framed_ ? framed_header_ : reader_.header();
         co_return peer_header_;
     }
 
@@ -335,7 +428,12 @@ public:
 
     jid address() const { std::lock_guard lk(info_mutex_); return address_; }
     error_info last_error() const { std::lock_guard lk(info_mutex_); return last_error_; }
-    std::string stream_id() const { std::lock_guard lk(info_mutex_); return peer_header_.id; }
+    std::string stream_id() const { std::lock_guard lk(info_mutex_); return received_ ? own_id_ : peer_header_.id; }
+    jid peer() const {
+        std::lock_guard lk(info_mutex_);
+        if (!received_) return address_.domain();
+        return peer_;
+    }
     std::string mechanism() const { std::lock_guard lk(info_mutex_); return mechanism_; }
 
 private:
@@ -376,6 +474,10 @@ private:
         domain_ascii_ = domain_to_ascii(opts_.address, idn_ec);
         if (idn_ec) throw system_error(idn_ec, "the account's domain has no DNS form");
         resolver_ = std::make_unique<net::resolver>(strand_, opts_.dns);
+        if (framed_) {
+            co_await connect_websocket();
+            co_return;
+        }
 
         std::vector<net::connect_target> targets;
         if (!opts_.host.empty()) {
@@ -425,16 +527,159 @@ private:
         if (!transport_) throw system_error(first_failure.code, first_failure.text);
         resolver_.reset();
 
+        client_features_config cfg = client_config();
+        cfg.tls = std::move(starttls_ctx);
+        auto neg = make_client_negotiator(cfg, opts_.extra_features);
+        co_await neg->run(*this);
+    }
+
+    // RFC 7395 over ws:// or wss:// (XEP-0156 discovery without a URL),
+    // following <close see-other-uri/> redirects (3.6.1).
+    asio::awaitable<void> connect_websocket() {
+        std::vector<std::string> urls;
+        if (!opts_.websocket_url.empty()) {
+            urls.push_back(opts_.websocket_url);
+        } else {
+            auto d = opts_.discovery;
+            d.allow_insecure = d.allow_insecure || opts_.allow_plaintext;
+            urls = co_await ws::discover(domain_ascii_, d);
+        }
+        unsigned redirects = 0;
+        bool was_secure = true;
+        for (std::size_t i = 0; i < urls.size(); ++i) {
+            error_code ec;
+            auto u = ws::parse_url(urls[i], ec);
+            if (ec) throw system_error(ec, "not a WebSocket URL: '" + urls[i] + "'");
+            if (!u.secure && !opts_.allow_plaintext)
+                throw system_error(make_error_code(errc::tls_required),
+                                   "'" + urls[i] + "' is not encrypted: use wss:// (or allow_plaintext)");
+            if (redirects > 0 && was_secure && !u.secure)
+                throw system_error(make_error_code(errc::tls_required),
+                                   "a redirect from wss:// to '" + urls[i] + "' refused");
+            const bool last = i + 1 == urls.size();
+            try {
+                co_await open_websocket(u);
+            } catch (const system_error& e) {
+                conn_->step.cancel();
+                // Discovery may list several endpoints: try the next one.
+                if (abort_reason_ || e.code() == asio::error::operation_aborted || last) throw;
+                continue;
+            }
+            try {
+                client_features_config cfg = client_config();
+                auto neg = make_client_negotiator(cfg, opts_.extra_features);
+                co_await neg->run(*this);
+                co_return;
+            } catch (const system_error& e) {
+                if (e.code() != stream_errc::see_other_host || see_other_.empty() || abort_reason_) throw;
+                if (++redirects > opts_.max_redirects)
+                    throw system_error(e.code(), "too many redirects (last to '" + see_other_ + "')");
+            }
+            // Redirected: a fresh stream to the new URL.
+            was_secure = u.secure;
+            urls.assign(1, see_other_);
+            i = static_cast<std::size_t>(-1);
+            reset_stream_state();
+        }
+        throw system_error(make_error_code(ws::errc::discovery_failed), "no WebSocket endpoint");
+    }
+
+    asio::awaitable<void> open_websocket(const ws::url& u) {
+        std::vector<net::connect_target> one{{u.host, u.port, false}};
+        auto conn = co_await net::dial(*resolver_, std::move(one), opts_.connect_attempt_timeout);
+        std::unique_ptr<transport> t = tls::make_tcp_transport(std::move(conn.first));
+        if (u.secure) {
+            // RFC 6455 4.1 / RFC 2818: the certificate must name the URL's host.
+            tls::client_options tls_opts = opts_.tls;
+            tls_opts.alpn = {"http/1.1"};
+            auto ctx = tls::context::shared_client(tls_opts);
+            arm(conn_->step, opts_.step_timeout);
+            t = co_await tls::connect(std::move(t), ctx, u.host);
+            conn_->step.cancel();
+        }
+        ws::options wo;
+        const bool default_port = u.port == (u.secure ? 443 : 80);
+        const bool v6 = u.host.find(':') != std::string::npos;
+        wo.host = v6 ? "[" + u.host + "]" : u.host;
+        if (!default_port) wo.host += ":" + std::to_string(u.port);
+        wo.target = u.target;
+        wo.max_message_bytes = opts_.limits.max_element_bytes;
+        arm(conn_->step, opts_.step_timeout);
+        transport_ = co_await ws::connect(std::move(t), wo);
+        conn_->step.cancel();
+        if (transport_->is_secure()) add_state(session_state::secure);
+    }
+
+    // Before a redirected stream starts over on a new connection.
+    void reset_stream_state() {
+        if (transport_) transport_->close();
+        transport_.reset();
+        state_bits_.store(0);
+        header_sent_ = false;
+        peer_sent_stream_error_ = false;
+        see_other_.clear();
+        message_ready_ = false;
+        reader_.clear();
+    }
+
+    client_features_config client_config() const {
         client_features_config cfg;
         cfg.credentials.username = std::string(opts_.address.localpart());
         cfg.credentials.password = opts_.password;
         cfg.credentials.authzid = opts_.authzid;
         cfg.sasl = opts_.sasl;
         cfg.allow_plaintext = opts_.allow_plaintext;
-        cfg.tls = std::move(starttls_ctx);
         cfg.resource = std::string(opts_.address.resourcepart());
-        auto neg = make_client_negotiator(cfg, opts_.extra_features);
-        co_await neg->run(*this);
+        return cfg;
+    }
+
+    // --- the receiving side ----------------------------------------------------------------
+
+    asio::awaitable<void> accept_main(asio::ip::tcp::socket sock) {
+        std::unique_ptr<transport> t = tls::make_tcp_transport(std::move(sock));
+        const auto kind = setup_->kind;
+        if (kind == listener_kind::direct_tls || kind == listener_kind::wss) {
+            arm(conn_->step, setup_->step_timeout);
+            t = co_await tls::accept(std::move(t), *setup_->tls);
+            conn_->step.cancel();
+            add_state(session_state::secure);
+        }
+        if (framed_) {
+            ws::options wo = setup_->ws;
+            wo.max_message_bytes = opts_.limits.max_element_bytes;
+            arm(conn_->step, setup_->step_timeout);
+            t = co_await ws::accept(std::move(t), wo);
+            conn_->step.cancel();
+        }
+        transport_ = std::move(t);
+        add_state(session_state::received);
+        if (framed_ && !setup_->see_other_uri.empty()) {
+            // RFC 7395 3.6.1: answer the <open/>, then redirect with <close/>.
+            co_await receive_header();
+            co_await open_stream();
+            std::string out = "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='";
+            (void)xml::escape_attr(setup_->see_other_uri, out);
+            out += "'/>";
+            co_await write_now(out);
+            add_state(session_state::output_closed);
+            throw system_error(make_error_code(stream_errc::see_other_host), "redirected to " + setup_->see_other_uri);
+        }
+        co_await setup_->negotiation->run(*this);
+    }
+
+    // RFC 6120 8.1.2.1: the server stamps 'from' on what the client sends
+    // and refuses another sender.
+    void stamp_from(xml::node e) {
+        auto from = e.attr("from");
+        if (from.empty()) {
+            e.set_attr("from", peer_.str());
+            return;
+        }
+        error_code ec;
+        auto f = jid::parse(from, ec);
+        if (ec || (f != peer_ && f != peer_.bare()))
+            throw system_error(make_error_code(stream_errc::invalid_from),
+                               "a stanza from '" + std::string(from) + "' on the stream of " + std::string(peer_.str()));
     }
 
     // --- I/O primitives -------------------------------------------------------------------
@@ -458,6 +703,20 @@ private:
         if (conn_) conn_->cancel.emit(asio::cancellation_type::terminal);
     }
 
+    // A WebSocket batch: one message per element, in one lower write.
+    asio::awaitable<void> write_framed(std::string_view batch, const std::vector<std::size_t>& sizes) {
+        if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
+        if (opts_.on_write) opts_.on_write(batch);
+        std::vector<std::string_view> messages;
+        messages.reserve(sizes.size());
+        std::size_t at = 0;
+        for (auto n : sizes) {
+            messages.push_back(batch.substr(at, n));
+            at += n;
+        }
+        co_await transport_->write_messages(messages);
+    }
+
     asio::awaitable<void> write_now(std::string_view bytes) {
         if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
         if (opts_.on_write) opts_.on_write(bytes);
@@ -469,9 +728,18 @@ private:
     asio::awaitable<xml::frame_event> read_event(bool step_deadline) {
         for (;;) {
             error_code ec;
-            auto ev = reader_.next(ec);
-            if (ev != xml::frame_event::need_more) co_return ev;
-            if (ec) throw system_error(ec, std::string(reader_.error_text()));
+            if (framed_) {
+                // RFC 7395 3.3.1: parse only whole messages, each exactly
+                // one element.
+                if (message_ready_) {
+                    message_ready_ = false;
+                    co_return framed_event();
+                }
+            } else {
+                auto ev = reader_.next(ec);
+                if (ev != xml::frame_event::need_more) co_return ev;
+                if (ec) throw system_error(ec, std::string(reader_.error_text()));
+            }
             if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
             auto buf = reader_.prepare(opts_.read_size);
             std::size_t n = transport_->read_some(asio::buffer(buf.data(), std::min(buf.size(), opts_.read_size)), ec);
@@ -490,7 +758,66 @@ private:
             if (ec) throw system_error(ec, "read failed");
             if (opts_.on_read) opts_.on_read(std::string_view(buf.data(), n));
             reader_.commit(n);
+            if (framed_) message_ready_ = transport_->message_complete();
         }
+    }
+
+    // The event of the whole WebSocket message now in the reader.
+    xml::frame_event framed_event() {
+        error_code ec;
+        auto ev = reader_.next(ec);
+        if (ec) throw system_error(ec, std::string(reader_.error_text()));
+        if (ev == xml::frame_event::need_more)
+            throw system_error(make_error_code(stream_errc::not_well_formed),
+                               "a WebSocket message that is not one complete XML element (RFC 7395 3.3.1)");
+        if (reader_.get_framer().buffered() != 0)
+            throw system_error(make_error_code(stream_errc::bad_format),
+                               "more than one XML element in a WebSocket message (RFC 7395 3.3.1)");
+        auto e = reader_.element();
+        if (e.ns() == xml::ns::framing) {
+            if (e.name() == "open") {
+                // 3.3.2: the header's attributes on <open/>; no content namespace.
+                xml::stream_header h;
+                h.from = std::string(e.attr("from"));
+                h.to = std::string(e.attr("to"));
+                h.id = std::string(e.attr("id"));
+                h.version = std::string(e.attr("version"));
+                h.lang = std::string(e.attr("xml:lang"));
+                h.default_ns = std::string(xml::ns::client);
+                h.qname = "open";
+                framed_header_ = std::move(h);
+                return xml::frame_event::stream_open;
+            }
+            if (e.name() == "close") {
+                // 3.6.1: a redirect rides on <close/>.
+                see_other_ = std::string(e.attr("see-other-uri"));
+                return xml::frame_event::stream_close;
+            }
+        }
+        if (e.name() == "stream" && e.ns() == xml::ns::stream)
+            throw system_error(make_error_code(stream_errc::bad_format),
+                               "<stream:stream> on a WebSocket: the stream opens with <open/> (RFC 7395 3.3.2)");
+        return xml::frame_event::element;
+    }
+
+    // RFC 7395 3.3.2: <open/> carries the stream header's attributes.
+    static std::string framing_open(const xml::stream_header& h) {
+        std::string out = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'";
+        auto attr = [&out](std::string_view name, const std::string& v) {
+            if (v.empty()) return;
+            out += ' ';
+            out += name;
+            out += "='";
+            (void)xml::escape_attr(v, out);
+            out += '\'';
+        };
+        attr("from", h.from);
+        attr("to", h.to);
+        attr("id", h.id);
+        attr("version", h.version);
+        attr("xml:lang", h.lang);
+        out += "/>";
+        return out;
     }
 
     static void throw_if_stream_error(xml::node e) {
@@ -502,6 +829,7 @@ private:
     }
 
     std::string closing_tag() const {
+        if (framed_) return "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"; // RFC 7395 3.6
         std::string out;
         xml::stream_header h;
         h.qname = "stream:stream";
@@ -518,17 +846,23 @@ private:
             std::lock_guard lk(info_mutex_);
             last_error_ = why;
         }
+        // 4.9.1.1: the receiving side opens its stream to say why, even when
+        // the peer's header was the problem.
+        const bool can_answer = received_ && headers_read_ > 0 && why.code.category() == stream_category();
+        if (transport_ && !header_sent_ && can_answer && phase_ != phase::closed && !abort_reason_ && !ending_) {
+            push_out(header_text());
+            header_sent_ = true;
+        }
         if (transport_ && header_sent_ && phase_ != phase::closed && !abort_reason_ && !ending_) {
             ending_ = true;
-            std::string out;
-            if (why.code.category() == stream_category() && !peer_sent_stream_error_) {
+            auto cond = stream_condition_of(why.code);
+            if (cond && !peer_sent_stream_error_) {
                 stream_error se;
-                se.condition = static_cast<stream_errc>(why.code.value());
-                out += xml::to_string(se.to_element().root());
+                se.condition = *cond;
+                push_out(xml::to_string(se.to_element().root())); // declares xmlns:stream itself
             }
-            if (!has_all(state(), session_state::output_closed)) out += closing_tag();
+            if (!has_all(state(), session_state::output_closed)) push_out(closing_tag());
             add_state(session_state::output_closed);
-            out_ += out;
             start_writer();
             co_await wait_writer_idle(std::chrono::milliseconds(1000));
         }
@@ -542,8 +876,23 @@ private:
         return out_.size() <= opts_.max_send_queue && n <= opts_.max_send_queue - out_.size();
     }
 
-    void enqueue(std::string bytes, tracked<void(error_code)> h) {
+    // Which stream error tells the peer about a failure that is its fault
+    // (RFC 6120 4.9.1.1).
+    static std::optional<stream_errc> stream_condition_of(const error_code& ec) {
+        if (ec.category() == stream_category()) return static_cast<stream_errc>(ec.value());
+        if (ec == ws::errc::binary_frame) return stream_errc::unsupported_encoding;
+        if (ec == ws::errc::message_too_large) return stream_errc::policy_violation;
+        return std::nullopt;
+    }
+
+    // One element (a message on a WebSocket) into the outbound queue.
+    void push_out(std::string bytes) {
+        if (framed_) out_sizes_.push_back(bytes.size());
         out_ += bytes;
+    }
+
+    void enqueue(std::string bytes, tracked<void(error_code)> h) {
+        push_out(std::move(bytes));
         if (h) write_waiters_.push_back(std::move(h));
         start_writer();
     }
@@ -563,11 +912,14 @@ private:
         while (!out_.empty() && phase_ != phase::closed) {
             std::string batch;
             batch.swap(out_); // everything queued so far goes out in one write
+            std::vector<std::size_t> sizes;
+            sizes.swap(out_sizes_);
             auto waiters = std::move(write_waiters_);
             write_waiters_.clear();
             error_code ec;
             try {
-                co_await write_now(batch);
+                if (framed_) co_await write_framed(batch, sizes);
+                else co_await write_now(batch);
             } catch (...) {
                 failure = info_of(std::current_exception());
                 ec = failure.code;
@@ -651,6 +1003,9 @@ private:
             peer_sent_stream_error_ = true;
             throw_if_stream_error(e);
         }
+        if (received_ && e.ns() == xml::ns::client &&
+            (e.name() == "message" || e.name() == "presence" || e.name() == "iq"))
+            stamp_from(e);
         if (e.name() == "iq" && e.ns() == xml::ns::client) {
             iq_view v(e);
             auto t = v.type();
@@ -699,7 +1054,7 @@ private:
         auto reply = make_error_reply(request, err);
         if (!reply) return;
         std::string bytes;
-        if (xml::write(reply.root(), bytes, xml::ns::client)) return;
+        if (xml::write(reply.root(), bytes, content_ns())) return;
         if (!queue_has_room(bytes.size())) {
             // The server keeps asking and does not read the answers: queuing
             // more would grow without bound, dropping them would leave its
@@ -713,6 +1068,13 @@ private:
 
     // 8.1.2.1: which 'from' may answer a request sent to `to`.
     bool is_self(std::string_view to, jid& to_jid) const {
+        if (received_) {
+            // The receiving side talks to its client: no 'to' means it.
+            error_code ec;
+            to_jid = to.empty() ? peer_ : jid::parse(to, ec);
+            if (ec) to_jid = jid();
+            return false;
+        }
         if (to.empty()) return true;
         error_code ec;
         to_jid = jid::parse(to, ec);
@@ -732,7 +1094,9 @@ private:
         }
         error_code ec;
         auto f = jid::parse(from, ec);
-        return !ec && f == p.to;
+        // Receiving side: 'from' is stamped with the full JID (8.1.2.1),
+        // also for a request sent to the client's bare JID.
+        return !ec && (f == p.to || (received_ && p.to == peer_.bare() && f == peer_));
     }
 
     void on_reply(const iq_view& v) {
@@ -818,9 +1182,15 @@ private:
         write_waiters_.clear();
         for (auto& w : waiters) complete(std::move(w), strand_, make_error_code(errc::session_closed));
         out_.clear();
+        out_sizes_.clear();
         auto closers = std::move(close_waiters_);
         close_waiters_.clear();
         for (auto& c : closers) complete(std::move(c), strand_, error_code{});
+        if (setup_ && setup_->on_end) {
+            auto hook = std::move(setup_->on_end);
+            setup_->on_end = nullptr;
+            hook(*this);
+        }
         if (connected && opts_.on_closed) opts_.on_closed(why);
     }
 
@@ -830,6 +1200,15 @@ private:
     jid address_;
     std::string domain_;       // the JID's domainpart (U-labels)
     std::string domain_ascii_; // the same with A-labels, for DNS and TLS
+    std::unique_ptr<received_setup> setup_; // the receiving side's; null for a client
+    const bool received_;
+    const bool framed_; // an RFC 7395 WebSocket: <open/>, one element per message
+    jid peer_;          // receiving side: the client (authenticated, then bound)
+    std::string own_id_; // receiving side: the stream id we sent
+    int headers_read_ = 0;
+    bool message_ready_ = false; // a whole WebSocket message waits in reader_
+    xml::stream_header framed_header_;
+    std::string see_other_; // <close see-other-uri/>
     std::unique_ptr<net::resolver> resolver_;
     std::unique_ptr<transport> transport_;
     std::atomic<std::uint16_t> state_bits_{0}; // session_state; read from any thread
@@ -841,6 +1220,7 @@ private:
     bool writing_ = false;
     bool ending_ = false; // fail_session or finish_close has taken over the end
     std::string out_;
+    std::vector<std::size_t> out_sizes_; // WebSocket: the length of each message in out_
     std::vector<tracked<void(error_code)>> write_waiters_;
     std::vector<tracked<void(error_code)>> close_waiters_;
     std::unordered_map<std::string, pending_iq> pending_;
@@ -877,7 +1257,7 @@ xml::element envelope_of(xml::node stanza) {
 void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_handler handler) {
     tracked<void(error_code)> h(std::move(handler), s->executor());
     std::string bytes;
-    if (auto ec = xml::write(e.root(), bytes, xml::ns::client)) {
+    if (auto ec = xml::write(e.root(), bytes, s->content_ns())) {
         complete(std::move(h), s->executor(), ec);
         return;
     }
@@ -920,6 +1300,39 @@ void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request
 
 jid address_of(const session_impl& s) { return s.address(); }
 
+// --- the receiving side (for lib/src/server.cpp) ------------------------------------------
+
+std::shared_ptr<session_impl> make_received(asio::any_io_executor ex, session_options opts, received_setup setup) {
+    return std::make_shared<session_impl>(std::move(ex), std::move(opts),
+                                          std::make_unique<received_setup>(std::move(setup)));
+}
+
+void start_received(const std::shared_ptr<session_impl>& s, asio::ip::tcp::socket sock,
+                    asio::any_completion_handler<void(error_code)> done) {
+    tracked<void(error_code)> t(std::move(done), s->executor());
+    asio::dispatch(s->executor(), [s, sock = std::move(sock), t = std::move(t)]() mutable {
+        s->start(std::move(t), std::move(sock));
+    });
+}
+
+void begin_reading(const std::shared_ptr<session_impl>& s) {
+    asio::dispatch(s->executor(), [s] { s->begin_reading(); });
+}
+
+void kick(const std::shared_ptr<session_impl>& s, stream_errc cond, std::string text) {
+    asio::dispatch(s->executor(), [s, cond, text = std::move(text)]() mutable { s->kick(cond, std::move(text)); });
+}
+
+session make_session(std::shared_ptr<session_impl> s) { return session(std::move(s)); }
+
+std::shared_ptr<session_impl> shared_of(negotiation_stream& s) noexcept {
+    auto* impl = dynamic_cast<session_impl*>(&s);
+    return impl ? impl->shared_from_this() : nullptr;
+}
+
+error_info last_error_of(const session_impl& s) { return s.last_error(); }
+asio::any_io_executor executor_of(const session_impl& s) { return s.executor(); }
+
 } // namespace xmpp::detail
 
 namespace xmpp {
@@ -930,7 +1343,15 @@ session::session(asio::any_io_executor ex, session_options opts)
 session::~session() {
     // Stop on the strand; the impl lives on in whatever coroutines still
     // hold it until they wind down.
-    asio::dispatch(impl_->executor(), [impl = impl_] { impl->detach(); });
+    if (impl_) asio::dispatch(impl_->executor(), [impl = impl_] { impl->detach(); });
+}
+
+session& session::operator=(session&& other) noexcept {
+    if (this != &other) {
+        if (impl_) asio::dispatch(impl_->executor(), [impl = impl_] { impl->detach(); });
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
 }
 
 session::executor_type session::get_executor() const noexcept { return impl_->executor(); }
@@ -953,6 +1374,8 @@ void session::start_close(const std::shared_ptr<detail::session_impl>& impl,
 }
 
 jid session::address() const { return impl_->address(); }
+jid session::peer_address() const { return impl_->peer(); }
+bool session::is_received() const noexcept { return impl_->received(); }
 session_state session::state() const noexcept { return impl_->state(); }
 error_info session::last_error() const { return impl_->last_error(); }
 std::string session::stream_id() const { return impl_->stream_id(); }

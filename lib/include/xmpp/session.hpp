@@ -1,4 +1,6 @@
-// xmpp::session: a client XMPP session over TCP, STARTTLS or direct TLS.
+// xmpp::session: an XMPP session over TCP, STARTTLS, direct TLS or an RFC 7395
+// WebSocket: a client's (async_connect) or, handed over by xmpp::server, the
+// receiving side's of a client connection.
 //
 //     xmpp::session s(io.get_executor(), {.address = xmpp::jid::parse("alice@example.org"),
 //                                         .password = "secret"});
@@ -35,6 +37,7 @@
 #include <xmpp/stanza_error.hpp>
 #include <xmpp/stream_feature.hpp>
 #include <xmpp/tls.hpp>
+#include <xmpp/websocket.hpp>
 #include <xmpp/xml/element.hpp>
 #include <xmpp/xml/framer.hpp>
 
@@ -55,6 +58,7 @@ void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml:
 void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
                        send_handler h);
 jid address_of(const session_impl& s);
+session make_session(std::shared_ptr<session_impl> s);
 xml::element envelope_of(xml::node stanza);
 } // namespace detail
 
@@ -176,6 +180,22 @@ struct session_options {
     std::uint16_t port = 0;
     /// With `host`: TLS from the first byte (XEP-0368), ALPN xmpp-client.
     bool direct_tls = false;
+    /// Connect by RFC 7395 WebSocket to this URL ("wss://host[:port]/path",
+    /// or "ws://..." with allow_plaintext) instead of TCP; host and port
+    /// are then unused. wss:// verifies the certificate against the URL's
+    /// host (RFC 6455 4.1, RFC 2818). STARTTLS never runs on a WebSocket.
+    std::string websocket_url;
+    /// WebSocket without a URL: discover the endpoint with XEP-0156 from
+    /// https://<domain>/.well-known/host-meta and host-meta.json (only
+    /// wss:// links unless allow_plaintext), then connect to the first
+    /// that answers.
+    bool websocket = false;
+    /// Settings of XEP-0156 discovery (its own DNS and TLS settings; the
+    /// HTTPS port, for tests).
+    ws::discovery_options discovery;
+    /// A <close see-other-uri='...'/> (RFC 7395 3.6.1) during the connect
+    /// is followed up to this many times (never from wss:// to ws://).
+    unsigned max_redirects = 3;
     /// DNS servers and deadlines (c-ares, driven by the session's executor).
     net::resolver_options dns;
 
@@ -247,9 +267,14 @@ public:
 
     /// A session whose work runs on a new strand of `ex`.
     session(asio::any_io_executor ex, session_options opts);
+    /// Closes the connection at once (see the class comment).
     ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
+    /// Moves the session; the moved-from object may only be destroyed or
+    /// assigned to.
+    session(session&&) noexcept = default;
+    session& operator=(session&& other) noexcept;
 
     /// The session's strand.
     executor_type get_executor() const noexcept;
@@ -348,8 +373,14 @@ public:
             token);
     }
 
-    /// The JID the server bound (full), or the account's JID before binding.
+    /// Our own address. Client: the JID the server bound (full), or the
+    /// account's JID before binding. Receiving side: the served domain.
     jid address() const;
+    /// The other end. Client: the server's domain. Receiving side: the
+    /// client's bound full JID.
+    jid peer_address() const;
+    /// True for a session of xmpp::server (the receiving side).
+    bool is_received() const noexcept;
     /// Current state bits.
     session_state state() const noexcept;
     /// The last error with its detail text (SASL failure text, TLS reason...).
@@ -360,6 +391,9 @@ public:
     std::string sasl_mechanism() const;
 
 private:
+    friend session detail::make_session(std::shared_ptr<detail::session_impl>);
+    explicit session(std::shared_ptr<detail::session_impl> impl) noexcept : impl_(std::move(impl)) {}
+
     static void start_connect(const std::shared_ptr<detail::session_impl>& impl,
                               asio::any_completion_handler<void(error_code)> h);
     static void start_close(const std::shared_ptr<detail::session_impl>& impl,

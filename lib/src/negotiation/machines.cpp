@@ -142,7 +142,9 @@ step sasl_machine::on_element(xml::node e) {
 // --- Resource binding (RFC 6120 7.6 - 7.7) -------------------------------------
 
 step bind_machine::start() {
-    std::string s = "<iq type='set' id='";
+    // xmlns declared: on a WebSocket each message carries its namespaces
+    // (RFC 7395 3.3.1); on TCP it repeats the stream's default.
+    std::string s = "<iq xmlns='jabber:client' type='set' id='";
     s += id_; // new_id(): [A-Za-z0-9_-]
     s += "'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'";
     if (resource_.empty()) return step::receive(s + "/></iq>");

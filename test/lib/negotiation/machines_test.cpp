@@ -239,7 +239,7 @@ TEST_CASE("bind machine (RFC 6120 7.6 - 7.7)") {
     SECTION("server-assigned resource") {
         detail::bind_machine m("", "b1");
         auto s = m.start();
-        CHECK(s.out == "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+        CHECK(s.out == "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
         auto r = m.on_element(el("<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                                  "<jid>alice@example.org/x1</jid></bind></iq>").root());
         CHECK(r.next == next::done);
@@ -247,7 +247,7 @@ TEST_CASE("bind machine (RFC 6120 7.6 - 7.7)") {
     }
     SECTION("requested resource is escaped") {
         detail::bind_machine m("desk & <home>", "b2");
-        CHECK(m.start().out == "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        CHECK(m.start().out == "<iq xmlns='jabber:client' type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                                "<resource>desk &amp; &lt;home&gt;</resource></bind></iq>");
     }
     struct injection {
@@ -403,6 +403,9 @@ struct scripted_io final : negotiation_io {
     void set_local_address(jid j) override { address_ = std::move(j); }
     const std::string& peer_domain() const noexcept override { return domain_; }
     bool is_initiator() const noexcept override { return true; }
+    const jid& peer_address() const noexcept override { return peer_; }
+    void set_peer_address(jid j) override { peer_ = std::move(j); }
+    jid peer_;
     asio::awaitable<void> open_stream() override { co_return; }
     asio::awaitable<xml::stream_header> receive_header() override {
         xml::stream_header h;

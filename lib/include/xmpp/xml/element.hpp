@@ -29,6 +29,8 @@ inline constexpr std::string_view server = "jabber:server";
 inline constexpr std::string_view component = "jabber:component:accept";
 inline constexpr std::string_view streams_errors = "urn:ietf:params:xml:ns:xmpp-streams";
 inline constexpr std::string_view stanzas_errors = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// RFC 7395 3.3.2: <open/> and <close/> on a WebSocket.
+inline constexpr std::string_view framing = "urn:ietf:params:xml:ns:xmpp-framing";
 inline constexpr std::string_view xml = "http://www.w3.org/XML/1998/namespace";
 inline constexpr std::string_view xmlns = "http://www.w3.org/2000/xmlns/";
 } // namespace ns
