@@ -481,3 +481,98 @@ TEST_CASE("session with an IDN domain: A-labels for DNS and TLS") {
     REQUIRE_FALSE(r.ec);
     CHECK(r.starttls);
 }
+
+TEST_CASE("session over RFC 7395 WebSocket against real servers") {
+    for (auto k : {kind::prosody, kind::ejabberd}) {
+        const char* name = k == kind::prosody ? "prosody" : "ejabberd";
+        INFO(name);
+        std::unique_ptr<testbed::server> srv;
+        if (k == kind::prosody) {
+            testbed::prosody_options o;
+            o.accounts = accounts;
+            o.websocket = true;
+            srv = std::make_unique<testbed::prosody_server>(o);
+        } else {
+            testbed::ejabberd_options o;
+            o.accounts = accounts;
+            o.websocket = true;
+            srv = std::make_unique<testbed::ejabberd_server>(o);
+        }
+        asio::io_context io;
+        const std::string ws_url = "ws://127.0.0.1:" + std::to_string(srv->websocket_port()) + "/xmpp-websocket";
+        const std::string wss_url = "wss://localhost:" + std::to_string(srv->websocket_tls_port()) + "/xmpp-websocket";
+
+        // alice over wss://, bob over ws:// (SCRAM only: no TLS, no PLAIN).
+        auto oa = options(*srv, "alice");
+        oa.websocket_url = wss_url;
+        auto ob = options(*srv, "bob");
+        ob.websocket_url = ws_url;
+        ob.allow_plaintext = true;
+        ob.address = jid::parse("bob@" + srv->domain() + "/ws");
+        session alice(io.get_executor(), oa), bob(io.get_executor(), ob);
+        std::vector<std::string> bob_got;
+        bob.set_handler([&](incoming in) -> asio::awaitable<bool> {
+            if (in.element().name() == "message") bob_got.push_back(in.element().child("body").text());
+            co_return true;
+        });
+        auto ec = try_connect(io, alice);
+        INFO(alice.last_error().what());
+        REQUIRE_FALSE(ec);
+        CHECK(has_all(alice.state(), session_state::secure | session_state::ready));
+        CHECK(alice.sasl_mechanism().starts_with("SCRAM-"));
+        ec = try_connect(io, bob);
+        INFO(bob.last_error().what());
+        REQUIRE_FALSE(ec);
+        CHECK_FALSE(has_all(bob.state(), session_state::secure));
+        CHECK(bob.sasl_mechanism().starts_with("SCRAM-"));
+        CHECK(bob.address().str() == "bob@" + srv->domain() + "/ws");
+
+        run(io, [&]() -> asio::awaitable<void> {
+            // An IQ round trip on each, then a message from alice to bob.
+            for (auto* s : {&alice, &bob}) {
+                auto r = co_await s->async_send_iq(make_iq(iq_type::get, srv->domain(), "ping", "urn:xmpp:ping"), use_awaitable);
+                CHECK(r.root().attr("type") == "result");
+            }
+            // Presence first: the servers deliver chat to an available resource.
+            co_await bob.async_send(xml::element("presence", xml::ns::client), use_awaitable);
+            asio::steady_timer t(io, std::chrono::milliseconds(200));
+            co_await t.async_wait(use_awaitable);
+            xml::element m("message", xml::ns::client);
+            m.root().set_attr("to", std::string(bob.address().str()));
+            m.root().set_attr("type", "chat");
+            m.root().append("body").set_text("over websocket <&>");
+            co_await alice.async_send(std::move(m), use_awaitable);
+            for (int i = 0; i < 50 && bob_got.empty(); ++i) {
+                t.expires_after(std::chrono::milliseconds(100));
+                co_await t.async_wait(use_awaitable);
+            }
+        });
+        REQUIRE(bob_got.size() == 1);
+        CHECK(bob_got[0] == "over websocket <&>");
+        close(io, alice);
+        close(io, bob);
+        CHECK(has_all(alice.state(), session_state::input_closed | session_state::output_closed));
+
+        { // ws:// without allow_plaintext is refused before any byte
+            auto o = options(*srv, "carol");
+            o.websocket_url = ws_url;
+            session s(io.get_executor(), o);
+            CHECK(try_connect(io, s) == errc::tls_required);
+        }
+        { // a wrong password over wss://
+            auto o = options(*srv, "carol");
+            o.websocket_url = wss_url;
+            o.password = "wrong";
+            session s(io.get_executor(), o);
+            CHECK(try_connect(io, s) == sasl::errc::not_authorized);
+        }
+        { // a wrong path: the HTTP upgrade fails
+            auto o = options(*srv, "carol");
+            o.websocket_url = "wss://localhost:" + std::to_string(srv->websocket_tls_port()) + "/elsewhere";
+            session s(io.get_executor(), o);
+            auto e = try_connect(io, s);
+            CHECK(e);
+            CHECK(e.category() == ws::category());
+        }
+    }
+}
