@@ -154,8 +154,11 @@ try {
 }
 
 // Authentication: a function gets the mechanisms both sides support (SASL or
-// SASL2, whichever the server offers) and picks one when it is forced.
+// SASL2, whichever the server offers) and picks one when it is forced. The
+// user agent goes into a SASL2 <authenticate/> (XEP-0388, initiation).
 const credentials = { username: opts.username, password: opts.password };
+const userAgent = xml("user-agent", { id: globalThis.crypto.randomUUID() },
+  xml("software", {}, "asio-xmpp xmppjs_client"));
 let credentialsArg = credentials;
 if (opts.mechanism) {
   const forced = opts.mechanism.toUpperCase();
@@ -165,7 +168,7 @@ if (opts.mechanism) {
       err.kind = "sasl";
       throw err;
     }
-    await authenticate(credentials, forced);
+    await authenticate(credentials, forced, userAgent);
   };
 }
 
@@ -174,6 +177,7 @@ const xmpp = client({
   domain: opts.domain,
   resource: opts.resource,
   credentials: credentialsArg,
+  userAgent,
   // Per-step deadline inside xmpp.js (open, close, SASL round trips); the
   // whole run is bounded by timeoutMs below.
   timeout: timeoutMs,
@@ -208,15 +212,19 @@ function reportError(err, kind = errorKind(err)) {
   emit("error", { kind, message: err.message || String(err), condition: err.condition, text: err.text });
 }
 
-async function finish(code) {
-  clearTimeout(deadline);
-  stopping = true;
-  if (xmpp.status !== "offline") {
-    // A stop that hangs must not keep us alive.
-    await Promise.race([xmpp.stop().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
-  }
-  emit("offline");
-  process.exit(code);
+let finishing = null;
+function finish(code) {
+  finishing ??= (async () => {
+    clearTimeout(deadline);
+    stopping = true;
+    if (xmpp.status !== "offline") {
+      // A stop that hangs must not keep us alive.
+      await Promise.race([xmpp.stop().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    emit("offline");
+    process.exit(code);
+  })();
+  return finishing;
 }
 
 const deadline = setTimeout(() => {

@@ -1,8 +1,8 @@
 // xmpp.js (tools/testbed/xmppjs.hpp) as a third-party WebSocket client
 // against a real Prosody: login, bind, a chat message between two xmpp.js
 // clients, an IQ ping, and the failure paths (wrong password, unknown
-// mechanism, IQ error, timeouts, non-WebSocket URLs). The lead's server tests
-// point the same fixture at our own server.
+// mechanism, IQ error, timeouts, non-WebSocket URLs); and a login plus ping
+// against ejabberd. Server tests point the same fixture at our own server.
 #include "test_catch.hpp"
 
 #include "testbed/servers.hpp"
@@ -257,4 +257,26 @@ TEST_CASE("xmppjs: xmpp.js over WebSocket to Prosody", "[xmppjs][prosody]") {
             CHECK(err->get("kind") == "usage");
         }
     }
+}
+
+TEST_CASE("xmppjs: xmpp.js over WebSocket to ejabberd", "[xmppjs][ejabberd]") {
+    require_xmppjs();
+    ejabberd_options eo;
+    eo.websocket = true;
+    eo.tls = false;
+    ejabberd_server s(eo);
+    INFO(s.log());
+    auto o = login(s, "alice", "alice-pass");
+    o.iq_to = s.domain();
+    o.trace = true;
+    auto r = run_xmppjs(o);
+    INFO(r.output);
+    CHECK(errors_of(r).empty());
+    REQUIRE(r.exit_status == 0);
+    auto* online = r.find("online");
+    REQUIRE(online);
+    CHECK(online->get("jid").rfind("alice@localhost/", 0) == 0);
+    auto* pong = r.find("iq_result");
+    REQUIRE(pong);
+    CHECK(pong->get("id") == "xmppjs-iq-1");
 }
