@@ -59,6 +59,7 @@ process& process::operator=(process&& o) noexcept {
     if (this != &o) {
         stop();
         pid_ = o.pid_;
+        status_ = o.status_;
         o.pid_ = -1;
     }
     return *this;
@@ -69,6 +70,7 @@ bool process::running() {
     int st = 0;
     pid_t r = ::waitpid(pid_, &st, WNOHANG);
     if (r == pid_ || (r < 0 && errno == ECHILD)) {
+        status_ = r == pid_ && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         pid_ = -1;
         return false;
     }
@@ -81,17 +83,22 @@ void process::stop(std::chrono::milliseconds grace) noexcept {
     ::kill(pid_, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + grace;
     int st = 0;
+    bool reaped = false;
     for (;;) {
         pid_t r = ::waitpid(pid_, &st, WNOHANG);
-        if (r == pid_ || (r < 0 && errno == ECHILD)) break;
+        if (r == pid_ || (r < 0 && errno == ECHILD)) {
+            reaped = r == pid_;
+            break;
+        }
         if (std::chrono::steady_clock::now() >= deadline) {
             ::kill(-pid_, SIGKILL);
             ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &st, 0);
+            reaped = ::waitpid(pid_, &st, 0) == pid_;
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    status_ = reaped && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     pid_ = -1;
 }
 

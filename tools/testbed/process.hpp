@@ -17,7 +17,7 @@ public:
     /// Throws std::runtime_error when the program cannot be started.
     process(const std::vector<std::string>& argv, const std::string& log_file,
             const std::vector<std::string>& env = {});
-    process(process&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
+    process(process&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }
     process& operator=(process&& o) noexcept;
     ~process() { stop(); }
 
@@ -26,9 +26,14 @@ public:
     bool running();
     /// SIGTERM, wait up to `grace`, then SIGKILL; always reaps. Idempotent.
     void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(3000)) noexcept;
+    /// Once running() returned false or stop() ran: the child's exit code, or
+    /// -1 when a signal ended it (a stop() that had to signal it included) or
+    /// it is unknown. -1 before that.
+    int exit_status() const noexcept { return status_; }
 
 private:
     pid_t pid_ = -1;
+    int status_ = -1;
 };
 
 /// Runs a command to completion; returns its exit status (-1 if it could not
