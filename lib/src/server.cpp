@@ -177,8 +177,19 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             pending_.emplace(s.get(), s);
             pending_count_.fetch_add(1);
         }
+        // The socket moves to the session's strand: its I/O and timers must
+        // not run on the server's.
+        tcp::socket own(detail::executor_of(*s));
+        boost::system::error_code ec;
+        const auto proto = sock.local_endpoint(ec).protocol();
+        if (!ec) own.assign(proto, sock.release(ec), ec);
+        if (ec) { // the peer is already gone
+            std::lock_guard lk(mutex_);
+            if (pending_.erase(s.get())) pending_count_.fetch_sub(1);
+            return;
+        }
         // The handler runs on the session's strand (its fallback executor).
-        detail::start_received(s, std::move(sock), [weak, s](boost::system::error_code ec) mutable {
+        detail::start_received(s, std::move(own), [weak, s](boost::system::error_code ec) mutable {
             auto self = weak.lock();
             if (self) {
                 std::lock_guard lk(self->mutex_);
