@@ -290,6 +290,10 @@ public:
     }
     const std::string& peer_domain() const noexcept override { return domain_ascii_; }
     bool is_initiator() const noexcept override { return true; }
+    // Initiating side: the server's domain (stopgap until the receiving
+    // session lands; see negotiation_stream::peer_address()).
+    const jid& peer_address() const noexcept override { return peer_; }
+    void set_peer_address(jid j) override { peer_ = std::move(j); }
     void set_auth_mechanism(std::string name) override {
         std::lock_guard lk(info_mutex_);
         mechanism_ = std::move(name);
@@ -368,6 +372,7 @@ private:
 
     asio::awaitable<void> connect_main() {
         domain_ = std::string(opts_.address.domainpart());
+        peer_ = opts_.address.domain();
         if (domain_.empty()) throw system_error(make_error_code(errc::invalid_argument), "the account JID has no domain");
         // The JID holds U-labels; DNS, SNI and the certificate check need
         // A-labels (RFC 5890, RFC 6125 6.4.2). The stream header keeps the
@@ -828,6 +833,7 @@ private:
     session_options opts_;
     xml::reader reader_;
     jid address_;
+    jid peer_;                 // the server's domain
     std::string domain_;       // the JID's domainpart (U-labels)
     std::string domain_ascii_; // the same with A-labels, for DNS and TLS
     std::unique_ptr<net::resolver> resolver_;

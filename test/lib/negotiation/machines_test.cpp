@@ -403,6 +403,8 @@ struct scripted_io final : negotiation_io {
     void set_local_address(jid j) override { address_ = std::move(j); }
     const std::string& peer_domain() const noexcept override { return domain_; }
     bool is_initiator() const noexcept override { return true; }
+    const jid& peer_address() const noexcept override { return peer_; }
+    void set_peer_address(jid j) override { peer_ = std::move(j); }
     asio::awaitable<void> open_stream() override { co_return; }
     asio::awaitable<xml::stream_header> receive_header() override {
         xml::stream_header h;
@@ -419,6 +421,7 @@ struct scripted_io final : negotiation_io {
     idle_transport transport_;
     session_state state_ = session_state::none;
     jid address_ = jid::parse("alice@example.org");
+    jid peer_ = jid::parse("example.org");
     std::string domain_ = "example.org";
 };
 
