@@ -22,6 +22,7 @@ testing=(
   clang-14 libclang-rt-14-dev # ASan/UBSan runs and libFuzzer targets
   ejabberd dnsmasq            # integration tests: second server, real DNS with SRV records
   libsasl2-modules-gssapi-mit # Cyrus GSSAPI plugin (the mechanism is offered when it loads)
+  sasl2-bin                   # saslpasswd2: the sasl_server test makes a sasldb with it
 )
 pkgs=("${core[@]}")
 if [ "$profile" = test ]; then

@@ -3,7 +3,6 @@
 #include <xmpp/websocket.hpp>
 #include <stdexcept>
 namespace xmpp {
-std::shared_ptr<const stream_feature> sasl_server_feature(sasl::server_options, bool) { throw std::logic_error("stub"); }
 }
 namespace xmpp::ws {
 const boost::system::error_category& category() noexcept { return boost::system::generic_category(); }

@@ -270,55 +270,94 @@ struct scram_secret {
 };
 
 /// Derives the verifier of `password` for `hash` ("SHA-1", "SHA-256" or
-/// "SHA-512") after SASLprep (RFC 4013). An empty `salt` gets 16 random
-/// bytes. Sets ec (errc::invalid_mechanism for another hash,
-/// errc::invalid_credentials when SASLprep refuses the password,
-/// errc::invalid_configuration for iterations of 0 or above INT_MAX) and
-/// returns an empty verifier. Thread safe.
+/// "SHA-512") after SASLprep (RFC 4013, a stored string: RFC 5802 2.2). An
+/// empty `salt` gets 16 random bytes from the TLS library's CSPRNG; a
+/// given one (raw bytes) is used as is. Sets ec (errc::invalid_mechanism
+/// for another hash, errc::invalid_credentials when SASLprep refuses the
+/// password, errc::invalid_configuration for iterations of 0 or above
+/// INT_MAX, errc::temporary_auth_failure when the CSPRNG fails) and returns
+/// an empty verifier. Costs one PBKDF2 of `iterations` rounds. Thread safe.
 scram_secret make_scram_secret(std::string_view hash, std::string_view password, std::string_view salt,
                                std::uint32_t iterations, error_code& ec);
 
 /// Who a finished server-side exchange authenticated.
 struct server_identity {
     std::string mechanism; ///< e.g. "SCRAM-SHA-256-PLUS"
-    std::string username;  ///< the authentication identity (SASLprep'd); "" for ANONYMOUS
-    std::string authzid;   ///< the requested authorization identity, "" when none
+    /// The authentication identity as an account name: SASLprep'd (RFC
+    /// 4013, a query string) and prepared as a JID localpart (RFC 7622 3.3,
+    /// PRECIS UsernameCaseMapped), so "Juliet" is "juliet"; "" for ANONYMOUS.
+    std::string username;
+    std::string authzid;   ///< the requested authorization identity as sent, "" when none
 };
 
-/// Settings of the receiving side of SASL. Lookups are awaitable, so that
-/// they may ask a database without blocking the session's strand; they are
-/// called on the session's strand.
+/// Settings of the receiving side of SASL (xmpp::sasl_server_feature).
+/// Lookups are awaitable, so that they may ask a database without blocking
+/// the session's strand; they are called on the session's strand. An
+/// exception from a lookup fails that attempt with temporary-auth-failure.
+///
+/// A wrong password is answered at once, without a delay: max_attempts
+/// bounds the guesses per stream, and a delay per stream would not slow an
+/// attacker who opens many streams (throttle per source address where the
+/// connections are accepted).
 struct server_options {
-    /// The verifier of `username` (SASLprep'd) for `hash` ("SHA-1",
-    /// "SHA-256", "SHA-512"); nullopt for an unknown user. Without it no
-    /// SCRAM mechanism is offered. An unknown user still gets a
-    /// server-first-message built from a salt derived from the user name
-    /// (RFC 5802 9: the exchange must not reveal which accounts exist) and
-    /// fails with not-authorized at the end, like a wrong password.
+    /// The verifier of `username` (see server_identity::username for its
+    /// form) for `hash` ("SHA-1", "SHA-256", "SHA-512"); nullopt for an
+    /// unknown user. Without it no SCRAM mechanism is offered.
+    ///
+    /// An unknown user, a name that cannot be an account (never looked up)
+    /// and an unusable verifier (empty salt, wrong key sizes, iterations 0
+    /// or above INT_MAX) all get a server-first-message like a real
+    /// account's: a 16-byte salt derived from a per-process secret and the
+    /// name (the same when asked again) and 4096 iterations; the exchange
+    /// then fails at the client's proof with not-authorized and the text
+    /// "invalid-proof", exactly like a wrong password (RFC 5802 7, on
+    /// server-error-value: the server may withhold the real reason to
+    /// prevent information disclosure). Only the time the lookup itself
+    /// takes can tell them apart. Real verifiers from make_scram_secret()
+    /// have 16-byte salts; choose 4096 iterations for them too, or the
+    /// count tells which accounts exist.
     std::function<boost::asio::awaitable<std::optional<scram_secret>>(std::string username, std::string hash)>
         scram_lookup;
-    /// Hashes offered for SCRAM, strongest first.
+    /// Hashes offered for SCRAM, strongest first ("SHA-512", "SHA-256",
+    /// "SHA-1"; other names are ignored). All -PLUS variants come first in
+    /// the advertisement, then the plain ones, each group in this order.
     std::vector<std::string> scram_hashes = {"SHA-512", "SHA-256", "SHA-1"};
-    /// Checks a PLAIN login: returns true when the password is right.
+    /// Checks a PLAIN login (RFC 4616): `username` as in server_identity,
+    /// `password` SASLprep'd (a query string), `authzid` as sent; returns
+    /// true when the password is right.
     std::function<boost::asio::awaitable<bool>(std::string username, std::string password, std::string authzid)>
         plain_check;
     /// Or check PLAIN passwords with Cyrus SASL against this sasldb file
-    /// (sasl_checkpass, auxprop sasldb; see saslpasswd2 -f). Used when
-    /// plain_check is empty. PLAIN is offered only on a TLS-protected
-    /// stream (RFC 6120 6.4.2: never a password in the clear).
+    /// (sasl_checkpass with pwcheck_method auxprop, auxprop_plugin sasldb;
+    /// accounts made with `saslpasswd2 -f FILE -u DOMAIN -c USER`, the realm
+    /// being the server's domain). Used when plain_check is empty. The
+    /// check is blocking (the sasldb plugin reads the Berkeley DB file: a
+    /// few microseconds for a local file) and runs on the session's strand.
+    /// In the BoringSSL build Cyrus loads only plugins that do not link
+    /// OpenSSL's libcrypto (libsasldb does not). An unreadable file fails
+    /// logins with temporary-auth-failure. PLAIN is offered only on a
+    /// TLS-protected stream (RFC 4616 6: never a password in the clear);
+    /// asked for on another, it fails with encryption-required.
     std::string sasldb_path;
-    /// Offer ANONYMOUS (RFC 4505); the session then binds a random
-    /// username-less identity.
+    /// Offer ANONYMOUS (RFC 4505; any trace of at most 255 characters). The
+    /// stream's peer is then "anon-<32 random hex digits>@<domain>".
     bool allow_anonymous = false;
-    /// Whether `who` may act as who.authzid (non-empty); default: only
-    /// when authzid is the user's own bare JID (RFC 6120 6.3.8), checked by
-    /// the feature. Return false for invalid-authzid.
+    /// Whether `who` may act as who.authzid, asked only when the authzid is
+    /// not empty and is a bare JID with a localpart (RFC 6120 6.3.8; any
+    /// other authzid is invalid-authzid). Default: only the user's own bare
+    /// JID. When allowed, the stream's peer is the authzid's JID. Return
+    /// false for invalid-authzid.
     std::function<bool(const server_identity& who, std::string_view domain)> authorize;
-    /// Failed attempts before the stream is closed with not-authorized
-    /// (RFC 6120 6.4.5: allow a reasonable number of retries).
+    /// Attempts (each <auth/>, a client <abort/> included) before the
+    /// feature gives up: after the last <failure/> it throws
+    /// boost::system::system_error with that failure's condition, and the
+    /// negotiator ends the stream (RFC 6120 6.4.5 allows a reasonable
+    /// number of retries and suggests the stream error policy-violation).
+    /// 0 counts as 1.
     unsigned max_attempts = 3;
-    /// Largest decoded SASL message accepted from the client; longer ones
-    /// fail with malformed-request.
+    /// Largest decoded SASL message accepted from the client (each <auth/>
+    /// and <response/>); longer ones fail with malformed-request, without
+    /// decoding base64 that cannot fit.
     std::size_t max_message_bytes = 4096;
 };
 

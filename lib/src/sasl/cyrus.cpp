@@ -20,6 +20,7 @@
 #include <xmpp/sasl.hpp>
 
 #include "detail.hpp"
+#include "server.hpp" // cyrus_checkpass
 
 #include <algorithm>
 #include <cctype>
@@ -480,20 +481,62 @@ int mutex_unlock(void* m) { static_cast<std::mutex*>(m)->unlock(); return SASL_O
 void mutex_free(void* m) { delete static_cast<std::mutex*>(m); }
 
 int init_result = SASL_NOTINIT;
+int server_init_result = SASL_NOTINIT;
+
+// The callbacks of both sides: every plugin file passes our filter first.
+sasl_callback_t global_callbacks[] = {
+    {SASL_CB_VERIFYFILE, as_proc(&verify_file), nullptr},
+    {SASL_CB_LOG, as_proc(&quiet_log), nullptr},
+    {SASL_CB_LIST_END, nullptr, nullptr},
+};
+
+// Cyrus's shared initialisation (_sasl_common_init) is not thread safe:
+// the client and the server side initialise one at a time.
+std::mutex init_mutex;
 
 int cyrus_init() {
     static std::once_flag once;
     std::call_once(once, [] {
-        static sasl_callback_t global_callbacks[] = {
-            {SASL_CB_VERIFYFILE, as_proc(&verify_file), nullptr},
-            {SASL_CB_LOG, as_proc(&quiet_log), nullptr},
-            {SASL_CB_LIST_END, nullptr, nullptr},
-        };
+        std::lock_guard lock(init_mutex);
+        // Ignored once either side is initialised (same functions anyway).
         sasl_set_mutex(&mutex_alloc, &mutex_lock, &mutex_unlock, &mutex_free);
         // Never sasl_client_done(): other threads may still hold connections.
         init_result = sasl_client_init(global_callbacks);
     });
     return init_result;
+}
+
+// The server side, for sasl_checkpass(): loads the server and auxprop
+// plugins (libsasldb) through the same filter. The application name names
+// Cyrus's optional configuration file (asio-xmpp.conf in its config path);
+// the options that matter come from each connection's SASL_CB_GETOPT.
+int cyrus_server_init() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        std::lock_guard lock(init_mutex);
+        sasl_set_mutex(&mutex_alloc, &mutex_lock, &mutex_unlock, &mutex_free);
+        // Never sasl_server_done(), as for the client side.
+        server_init_result = sasl_server_init(global_callbacks, "asio-xmpp");
+    });
+    return server_init_result;
+}
+
+// Per-connection options of a sasldb password check.
+struct checkpass_options {
+    const std::string* sasldb_path;
+};
+
+int checkpass_getopt(void* ctx, const char*, const char* option, const char** result, unsigned* len) {
+    const auto* o = static_cast<const checkpass_options*>(ctx);
+    if (!option || !result) return SASL_BADPARAM;
+    const char* v = nullptr;
+    if (std::strcmp(option, "pwcheck_method") == 0) v = "auxprop";
+    else if (std::strcmp(option, "auxprop_plugin") == 0) v = "sasldb";
+    else if (std::strcmp(option, "sasldb_path") == 0) v = o->sasldb_path->c_str();
+    if (!v) return SASL_FAIL; // Cyrus then asks its configuration file
+    *result = v;
+    if (len) *len = static_cast<unsigned>(std::strlen(v));
+    return SASL_OK;
 }
 
 error_code cyrus_error(sasl_conn_t* conn, int r) {
@@ -686,6 +729,47 @@ std::unique_ptr<mechanism> create(std::string_view name, const credentials& cred
 } // namespace
 
 namespace detail {
+
+bool cyrus_checkpass(const std::string& sasldb_path, const std::string& domain, std::string_view user,
+                     std::string_view password, error_code& ec) {
+    ec = {};
+    auto unavailable = [&](std::string text) {
+        ec = detail::make_error_with_text(errc::temporary_auth_failure, "Cyrus SASL: " + text);
+        return false;
+    };
+    // Cyrus would report a missing file like an unknown user: say it.
+    if (sasldb_path.empty() || ::access(sasldb_path.c_str(), R_OK) != 0)
+        return unavailable("cannot read the sasldb file '" + sasldb_path + "'");
+    if (user.find('\0') != std::string_view::npos || password.find('\0') != std::string_view::npos) return false;
+    if (const int r = cyrus_server_init(); r != SASL_OK)
+        return unavailable(sasl_errstring(r, nullptr, nullptr));
+    checkpass_options opts{&sasldb_path};
+    sasl_callback_t callbacks[] = {
+        {SASL_CB_GETOPT, as_proc(&checkpass_getopt), &opts},
+        {SASL_CB_LIST_END, nullptr, nullptr},
+    };
+    sasl_conn_t* conn = nullptr;
+    // user_realm = our domain: sasldb keys are user@realm (saslpasswd2 -u).
+    int r = sasl_server_new("xmpp", domain.c_str(), domain.c_str(), nullptr, nullptr, callbacks, 0, &conn);
+    if (r != SASL_OK) {
+        std::string text = conn ? sasl_errdetail(conn) : sasl_errstring(r, nullptr, nullptr);
+        if (conn) sasl_dispose(&conn);
+        return unavailable(text);
+    }
+    r = sasl_checkpass(conn, user.data(), static_cast<unsigned>(user.size()), password.data(),
+                       static_cast<unsigned>(password.size()));
+    std::string detail_text = r == SASL_OK ? std::string() : std::string(sasl_errdetail(conn));
+    sasl_dispose(&conn);
+    switch (r) {
+    case SASL_OK: return true;
+    case SASL_BADAUTH:  // wrong password
+    case SASL_NOUSER:   // no such user in the realm
+    case SASL_NOVERIFY: // the user has no password
+    case SASL_NOAUTHZ:
+    case SASL_DISABLED: return false;
+    default: return unavailable(detail_text);
+    }
+}
 
 std::optional<std::string> openssl_dependency(const std::string& path) {
     const auto r = walk_closure(path, [](std::string_view n) { return is_openssl_library(n); });

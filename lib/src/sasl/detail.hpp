@@ -64,6 +64,60 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
                                                  const tls_state& tls, const scram_config& cfg,
                                                  std::string nonce, error_code& ec);
 
+// --- scram.cpp: SCRAM's crypto and grammar, shared by client and server ------
+//
+// On the TLS library's crypto (BoringSSL or OpenSSL 3); no OpenSSL type
+// leaves scram.cpp.
+
+using bytes = std::vector<std::uint8_t>;
+
+/// The hash functions of SCRAM (RFC 5802, RFC 7677, draft-melnikov-scram-sha-512).
+enum class scram_hash { sha1, sha256, sha512 };
+
+/// The hash of a mechanism name without "-PLUS" ("SCRAM-SHA-256") or of a
+/// bare hash name ("SHA-256"); nullopt for anything else.
+std::optional<scram_hash> scram_hash_of(std::string_view name);
+/// "SHA-1", "SHA-256", "SHA-512".
+std::string_view hash_name(scram_hash h) noexcept;
+/// Output size in bytes (20, 32, 64).
+std::size_t hash_size(scram_hash h) noexcept;
+
+/// H(data).
+bytes hash(scram_hash h, std::span<const std::uint8_t> data);
+/// HMAC(key, data) (RFC 2104).
+bytes hmac(scram_hash h, std::span<const std::uint8_t> key, std::string_view data);
+/// Hi(password, salt, i) = PBKDF2 with HMAC (RFC 5802 2.2); false on a
+/// count the library cannot take (0, above INT_MAX).
+bool hi(scram_hash h, std::string_view password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
+        bytes& out);
+/// Constant-time equality (CRYPTO_memcmp); false for different sizes.
+bool equal_ct(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept;
+/// Wipes memory the compiler may not drop (OPENSSL_cleanse).
+void cleanse(void* p, std::size_t n) noexcept;
+/// `n` bytes from the TLS library's CSRNG; empty on failure.
+bytes random_bytes(std::size_t n);
+/// 24 random bytes in base64: 32 printable characters without ','.
+std::string random_nonce();
+
+/// "=" and "," in a saslname as "=3D" and "=2C" (RFC 5802 5.1).
+std::string escape_saslname(std::string_view s);
+/// The inverse; nullopt for '=' followed by anything but "2C" or "3D"
+/// (RFC 5802 5.1: the server MUST fail then), for an empty result, NUL or
+/// invalid UTF-8 (7: saslname = 1*(value-safe-char / "=2C" / "=3D")).
+std::optional<std::string> unescape_saslname(std::string_view s);
+/// RFC 5802 7: printable = %x21-2B / %x2D-7E, at least one.
+bool is_printable_nonce(std::string_view s) noexcept;
+
+/// One "a=value" attribute of a SCRAM message (RFC 5802 7: attr-val).
+struct scram_attribute {
+    char name = 0;
+    std::string_view value;
+};
+/// Splits a message into attributes: each part ALPHA "=" value, value =
+/// 1*value-char (UTF-8 without NUL; ',' separates). nullopt when a part
+/// breaks that.
+std::optional<std::vector<scram_attribute>> split_attributes(std::string_view msg);
+
 // --- cyrus.cpp ---------------------------------------------------------------
 
 /// Why the plugin filter rejects a shared object: the first offending

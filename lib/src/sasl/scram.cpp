@@ -108,19 +108,87 @@ std::string choose_binding(const tls_state& tls, bool strict) {
     return {};
 }
 
-} // namespace detail
+// --- SCRAM's crypto, on the TLS library ------------------------------------------
 
 namespace {
 
-using detail::base64_decode;
-using detail::base64_encode;
+const EVP_MD* md_of(scram_hash h) {
+    switch (h) {
+    case scram_hash::sha1: return EVP_sha1();
+    case scram_hash::sha256: return EVP_sha256();
+    case scram_hash::sha512: return EVP_sha512();
+    }
+    return nullptr;
+}
 
-// No real server message comes near this; bigger ones are refused unparsed.
-constexpr std::size_t max_server_message = 16 * 1024;
+} // namespace
 
-error_code bad(errc e) { return make_error_code(e); }
+std::optional<scram_hash> scram_hash_of(std::string_view name) {
+    if (name.starts_with("SCRAM-")) name.remove_prefix(6);
+    if (name == "SHA-1") return scram_hash::sha1;
+    if (name == "SHA-256") return scram_hash::sha256;
+    if (name == "SHA-512") return scram_hash::sha512;
+    return std::nullopt;
+}
 
-// "=" and "," in a saslname (RFC 5802 5.1, n= and a=).
+std::string_view hash_name(scram_hash h) noexcept {
+    switch (h) {
+    case scram_hash::sha1: return "SHA-1";
+    case scram_hash::sha256: return "SHA-256";
+    case scram_hash::sha512: return "SHA-512";
+    }
+    return {};
+}
+
+std::size_t hash_size(scram_hash h) noexcept { return static_cast<std::size_t>(EVP_MD_size(md_of(h))); }
+
+bytes hash(scram_hash h, std::span<const std::uint8_t> data) {
+    bytes out(EVP_MAX_MD_SIZE);
+    unsigned len = 0;
+    EVP_Digest(data.data(), data.size(), out.data(), &len, md_of(h), nullptr);
+    out.resize(len);
+    return out;
+}
+
+bytes hmac(scram_hash h, std::span<const std::uint8_t> key, std::string_view data) {
+    bytes out(EVP_MAX_MD_SIZE);
+    unsigned len = 0;
+    HMAC(md_of(h), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), out.data(), &len);
+    out.resize(len);
+    return out;
+}
+
+bool hi(scram_hash h, std::string_view password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
+        bytes& out) {
+    // PKCS5_PBKDF2_HMAC takes an int count in OpenSSL (unsigned in BoringSSL).
+    if (iterations == 0 || iterations > static_cast<std::uint32_t>(INT_MAX)) return false;
+    out.assign(hash_size(h), 0);
+    return PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(),
+                             static_cast<int>(salt.size()), static_cast<int>(iterations), md_of(h),
+                             static_cast<int>(out.size()), out.data()) == 1;
+}
+
+bool equal_ct(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void cleanse(void* p, std::size_t n) noexcept { OPENSSL_cleanse(p, n); }
+
+bytes random_bytes(std::size_t n) {
+    bytes out(n);
+    if (n > 0 && RAND_bytes(out.data(), n) != 1) return {};
+    return out;
+}
+
+std::string random_nonce() {
+    const bytes raw = random_bytes(24);
+    if (raw.empty()) return {};
+    return base64_encode(raw);
+}
+
+// --- SCRAM's grammar (RFC 5802 7) ---------------------------------------------------
+
 std::string escape_saslname(std::string_view s) {
     std::string out;
     out.reserve(s.size());
@@ -132,22 +200,32 @@ std::string escape_saslname(std::string_view s) {
     return out;
 }
 
-bool is_printable_nonce(std::string_view s) {
-    // RFC 5802 7: printable = %x21-2B / %x2D-7E (no comma).
+std::optional<std::string> unescape_saslname(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == ',' || c == '\0') return std::nullopt;
+        if (c != '=') {
+            out += c;
+            continue;
+        }
+        const std::string_view esc = s.substr(i + 1, 2);
+        if (esc == "2C") out += ',';
+        else if (esc == "3D") out += '=';
+        else return std::nullopt;
+        i += 2;
+    }
+    if (out.empty() || !xmpp::detail::is_valid_utf8(out)) return std::nullopt;
+    return out;
+}
+
+bool is_printable_nonce(std::string_view s) noexcept {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x21 && c <= 0x7e && c != ','; });
 }
 
-// One "a=value" attribute of a server message (RFC 5802 7: attr-val).
-struct attribute {
-    char name = 0;
-    std::string_view value;
-};
-
-// Splits a message into attributes. Every part must be ALPHA "=" value,
-// value = 1*value-char: UTF-8 without NUL (RFC 5802 7), ',' being the
-// separator. Extensions we ignore are held to it as well.
-std::optional<std::vector<attribute>> split_attributes(std::string_view msg) {
-    std::vector<attribute> out;
+std::optional<std::vector<scram_attribute>> split_attributes(std::string_view msg) {
+    std::vector<scram_attribute> out;
     std::size_t pos = 0;
     while (true) {
         const std::size_t comma = msg.find(',', pos);
@@ -163,11 +241,28 @@ std::optional<std::vector<attribute>> split_attributes(std::string_view msg) {
     return out;
 }
 
+} // namespace detail
+
+namespace {
+
+using detail::base64_decode;
+using detail::base64_encode;
+using detail::bytes;
+using detail::escape_saslname;
+using detail::is_printable_nonce;
+using detail::scram_hash;
+using detail::split_attributes;
+
+// No real server message comes near this; bigger ones are refused unparsed.
+constexpr std::size_t max_server_message = 16 * 1024;
+
+error_code bad(errc e) { return make_error_code(e); }
+
 using detail::printable;
 
 class scram_mechanism final : public mechanism {
 public:
-    scram_mechanism(std::string name, const EVP_MD* md, std::string username, std::string password,
+    scram_mechanism(std::string name, scram_hash md, std::string username, std::string password,
                     std::string gs2_header, std::vector<std::uint8_t> cb_data, std::string cb_type,
                     std::string nonce, std::uint32_t min_i, std::uint32_t max_i)
         : name_(std::move(name)), md_(md), username_(std::move(username)), password_(std::move(password)),
@@ -175,8 +270,8 @@ public:
           nonce_(std::move(nonce)), min_i_(min_i), max_i_(max_i) {}
 
     ~scram_mechanism() override {
-        OPENSSL_cleanse(password_.data(), password_.size());
-        OPENSSL_cleanse(server_signature_.data(), server_signature_.size());
+        detail::cleanse(password_.data(), password_.size());
+        detail::cleanse(server_signature_.data(), server_signature_.size());
     }
 
     std::string_view name() const noexcept override { return name_; }
@@ -240,17 +335,7 @@ private:
         state_ = state::failed;
     }
 
-    std::size_t hash_len() const { return static_cast<std::size_t>(EVP_MD_size(md_)); }
-
-    // HMAC(key, data) (RFC 2104) with the mechanism's hash.
-    std::vector<std::uint8_t> hmac(std::span<const std::uint8_t> key, std::string_view data) const {
-        std::vector<std::uint8_t> out(EVP_MAX_MD_SIZE);
-        unsigned len = 0;
-        HMAC(md_, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-             data.size(), out.data(), &len);
-        out.resize(len);
-        return out;
-    }
+    bytes hmac(std::span<const std::uint8_t> key, std::string_view data) const { return detail::hmac(md_, key, data); }
 
     std::string client_final(std::string_view msg, error_code& ec) {
         if (msg.empty() || msg.size() > max_server_message) return fail(ec, errc::bad_server_message), std::string();
@@ -290,26 +375,21 @@ private:
         const std::string auth_message = client_first_bare_ + "," + std::string(msg) + "," + without_proof;
 
         // RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i); Hi is PBKDF2.
-        const std::size_t hl = hash_len();
-        std::vector<std::uint8_t> salted(hl);
-        const bool ok = PKCS5_PBKDF2_HMAC(password_.data(), static_cast<int>(password_.size()), salt->data(),
-                                          static_cast<int>(salt->size()), static_cast<unsigned>(iterations), md_,
-                                          static_cast<int>(hl), salted.data()) == 1;
-        OPENSSL_cleanse(password_.data(), password_.size());
+        const std::size_t hl = detail::hash_size(md_);
+        bytes salted;
+        const bool ok = detail::hi(md_, password_, *salt, static_cast<std::uint32_t>(iterations), salted);
+        detail::cleanse(password_.data(), password_.size());
         password_.clear();
         if (!ok) return fail(ec, errc::aborted), std::string();
         auto client_key = hmac(salted, "Client Key");
-        std::vector<std::uint8_t> stored_key(EVP_MAX_MD_SIZE);
-        unsigned sk_len = 0;
-        EVP_Digest(client_key.data(), client_key.size(), stored_key.data(), &sk_len, md_, nullptr);
-        stored_key.resize(sk_len);
+        auto stored_key = detail::hash(md_, client_key);
         auto client_signature = hmac(stored_key, auth_message);
-        std::vector<std::uint8_t> proof(hl);
+        bytes proof(hl);
         for (std::size_t k = 0; k < hl; ++k) proof[k] = client_key[k] ^ client_signature[k];
         auto server_key = hmac(salted, "Server Key");
         server_signature_ = hmac(server_key, auth_message);
         for (auto* v : {&salted, &client_key, &stored_key, &client_signature, &server_key})
-            OPENSSL_cleanse(v->data(), v->size());
+            detail::cleanse(v->data(), v->size());
 
         state_ = state::sent_final;
         // client-final-message = client-final-message-without-proof "," proof
@@ -336,13 +416,11 @@ private:
         if (first.name != 'v') return fail(ec, errc::bad_server_message);
         auto v = base64_decode(first.value);
         if (!v || v->empty()) return fail(ec, errc::bad_server_message);
-        if (v->size() != server_signature_.size() ||
-            CRYPTO_memcmp(v->data(), server_signature_.data(), v->size()) != 0)
-            return fail(ec, errc::bad_server_signature);
+        if (!detail::equal_ct(*v, server_signature_)) return fail(ec, errc::bad_server_signature);
     }
 
     std::string name_;
-    const EVP_MD* md_;
+    scram_hash md_;
     std::string username_; // SASLprep'd, unescaped
     std::string password_; // SASLprep'd; wiped once used
     std::string gs2_header_;
@@ -354,13 +432,6 @@ private:
     std::vector<std::uint8_t> server_signature_;
     state state_ = state::start;
 };
-
-std::string random_nonce() {
-    // 24 random bytes, base64: 32 printable characters without ','.
-    std::array<std::uint8_t, 24> raw{};
-    if (RAND_bytes(raw.data(), raw.size()) != 1) return {};
-    return base64_encode(raw);
-}
 
 } // namespace
 
@@ -383,10 +454,7 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
     ec = {};
     const bool plus = name.ends_with("-PLUS");
     const std::string_view base = plus ? name.substr(0, name.size() - 5) : name;
-    const EVP_MD* md = nullptr;
-    if (base == "SCRAM-SHA-1") md = EVP_sha1();
-    else if (base == "SCRAM-SHA-256") md = EVP_sha256();
-    else if (base == "SCRAM-SHA-512") md = EVP_sha512();
+    const auto md = base.starts_with("SCRAM-") ? detail::scram_hash_of(base) : std::nullopt;
     if (!md) return ec = bad(errc::invalid_mechanism), nullptr;
     if ((ec = check_iteration_bounds(cfg.min_iterations, cfg.max_iterations))) return nullptr;
     if (!is_printable_nonce(nonce)) return ec = bad(errc::aborted), nullptr;
@@ -427,7 +495,7 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
         gs2 += escape_saslname(creds.authzid);
     }
     gs2 += ',';
-    return std::make_unique<scram_mechanism>(std::string(name), md, std::move(*user), std::move(*pass), std::move(gs2),
+    return std::make_unique<scram_mechanism>(std::string(name), *md, std::move(*user), std::move(*pass), std::move(gs2),
                                              std::move(cb_data), std::move(cb_type), std::move(nonce),
                                              cfg.min_iterations, cfg.max_iterations);
 }
@@ -436,7 +504,7 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
 
 std::unique_ptr<mechanism> make_scram(std::string_view name, const credentials& creds, const tls_state& tls,
                                       const scram_config& cfg, error_code& ec) {
-    auto nonce = random_nonce();
+    auto nonce = detail::random_nonce();
     if (nonce.empty()) return ec = bad(errc::aborted), nullptr;
     return detail::make_scram_with_nonce(name, creds, tls, cfg, std::move(nonce), ec);
 }
