@@ -85,12 +85,35 @@ std::shared_ptr<negotiator> make_client_negotiator(const client_features_config&
 /// <proceed/> and runs tls::accept() with `server_ctx`.
 std::shared_ptr<const stream_feature> starttls_server_feature(tls::context server_ctx, bool required);
 
-/// SASL, receiving side (RFC 6120 6.4): lists the mechanisms `opts` can
-/// serve on the stream's state (PLAIN only on a secure stream, -PLUS only
-/// with channel-binding data, with the XEP-0440 types beside), runs the
-/// exchange, allows opts.max_attempts tries, then records the
-/// authenticated account with set_peer_address(). With `require_tls`
-/// nothing is offered before TLS.
+/// SASL, receiving side (RFC 6120 6.4).
+///
+/// list() appends <mechanisms/> with what `opts` can serve on the stream's
+/// state: SCRAM with opts.scram_lookup (all -PLUS first, then plain, each in
+/// opts.scram_hashes order), -PLUS only when the transport gives binding
+/// data (tls-exporter, tls-server-end-point, tls-unique under TLS <= 1.2),
+/// PLAIN only on a secure stream with opts.plain_check or opts.sasldb_path,
+/// ANONYMOUS with opts.allow_anonymous; beside it in the features element,
+/// when -PLUS is offered, the XEP-0440 <sasl-channel-binding/> with the
+/// usable types. It returns true (mandatory, 6.4.1), or false having
+/// appended nothing when nothing can be offered. With `require_tls`,
+/// necessary() is session_state::secure and nothing is offered before TLS.
+///
+/// negotiate() takes the <auth/> the client started with from `data` (an
+/// xml::element) and runs the exchange: <challenge/>/<response/> in base64
+/// ("=" for zero-length data), the awaited lookups, the client's <abort/>
+/// (6.4.4: <aborted/>). Failures are answered with <failure/> (6.5: the
+/// condition, sometimes a short <text/>) and the client may send a new
+/// <auth/>, until opts.max_attempts attempts failed: then it throws
+/// boost::system::system_error with the last sasl::errc condition. An
+/// element other than <response/>/<abort/> during an exchange, or other
+/// than <auth/> after a failure, throws errc::unexpected_element; errors of
+/// the stream's receive() and send_raw() propagate. On success it sends
+/// <success/> (SCRAM's v= as additional data, 6.4.6), calls
+/// set_peer_address() with user@domain (the authzid's bare JID when one was
+/// allowed; anon-<random>@domain for ANONYMOUS; domain = local_address()'s
+/// domainpart) and set_auth_mechanism(), and returns {authenticated,
+/// restart}. The feature keeps no per-stream state: one instance serves
+/// every session.
 std::shared_ptr<const stream_feature> sasl_server_feature(sasl::server_options opts, bool require_tls);
 
 /// Decides the resource of a bind request (RFC 6120 7.6-7.7) for the

@@ -752,13 +752,16 @@ bool cyrus_checkpass(const std::string& sasldb_path, const std::string& domain, 
     // user_realm = our domain: sasldb keys are user@realm (saslpasswd2 -u).
     int r = sasl_server_new("xmpp", domain.c_str(), domain.c_str(), nullptr, nullptr, callbacks, 0, &conn);
     if (r != SASL_OK) {
-        std::string text = conn ? sasl_errdetail(conn) : sasl_errstring(r, nullptr, nullptr);
+        const char* d = conn ? sasl_errdetail(conn) : sasl_errstring(r, nullptr, nullptr);
+        std::string text = d ? d : "sasl_server_new failed";
         if (conn) sasl_dispose(&conn);
         return unavailable(text);
     }
     r = sasl_checkpass(conn, user.data(), static_cast<unsigned>(user.size()), password.data(),
                        static_cast<unsigned>(password.size()));
-    std::string detail_text = r == SASL_OK ? std::string() : std::string(sasl_errdetail(conn));
+    std::string detail_text;
+    if (r != SASL_OK)
+        if (const char* d = sasl_errdetail(conn)) detail_text = d;
     sasl_dispose(&conn);
     switch (r) {
     case SASL_OK: return true;
