@@ -212,6 +212,8 @@ struct scram_config {
     /// For a non-PLUS name: send 'y' instead of 'n' when binding data is
     /// available, i.e. the server offered no -PLUS variant (RFC 5802 6).
     bool server_lacks_plus = false;
+    /// See options::cache_salted_password.
+    bool cache_salted_password = false;
 };
 
 /// Creates a native SCRAM mechanism: "SCRAM-SHA-1", "SCRAM-SHA-256",

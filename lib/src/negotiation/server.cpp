@@ -151,6 +151,18 @@ bool is_stanza(xml::node e) noexcept {
     return e.ns() == xml::ns::client && (e.name() == "message" || e.name() == "presence" || e.name() == "iq");
 }
 
+// A feature's failure is the client's: it gets a stream error (4.9.1.1).
+[[noreturn]] void rethrow_as_stream_error(const boost::system::system_error& e) {
+    const auto& ec = e.code();
+    std::string text = e.what();
+    // 6.4.5: past the retries, policy-violation; likewise a bind that keeps failing.
+    if (ec.category() == sasl::sasl_category() || ec == errc::bind_failed)
+        fail(make_error_code(stream_errc::policy_violation), text);
+    // Something else than the exchange's next step, before authentication.
+    if (ec == errc::unexpected_element) fail(make_error_code(stream_errc::not_authorized), text);
+    throw;
+}
+
 class server_negotiator final : public negotiator {
 public:
     server_negotiator(std::string domain, std::vector<std::shared_ptr<const stream_feature>> features)
@@ -203,7 +215,12 @@ public:
                 }
                 const stream_feature* f = *it;
                 std::any data = std::move(e);
-                auto r = co_await f->negotiate(io, data);
+                negotiate_result r;
+                try {
+                    r = co_await f->negotiate(io, data);
+                } catch (const boost::system::system_error& ex) {
+                    rethrow_as_stream_error(ex);
+                }
                 io.add_state(r.gained);
                 if (r.new_transport) {
                     io.replace_transport(std::move(r.new_transport));

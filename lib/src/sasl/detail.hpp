@@ -90,6 +90,9 @@ bytes hmac(scram_hash h, std::span<const std::uint8_t> key, std::string_view dat
 /// count the library cannot take (0, above INT_MAX).
 bool hi(scram_hash h, std::string_view password, std::span<const std::uint8_t> salt, std::uint32_t iterations,
         bytes& out);
+/// hi() through the process-wide cache of scram_config::cache_salted_password.
+bool salted_cached(scram_hash h, std::string_view password, std::span<const std::uint8_t> salt,
+                   std::uint32_t iterations, bytes& out);
 /// Constant-time equality (CRYPTO_memcmp); false for different sizes.
 bool equal_ct(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept;
 /// Wipes memory the compiler may not drop (OPENSSL_cleanse).

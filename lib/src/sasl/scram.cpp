@@ -13,6 +13,8 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <deque>
+#include <mutex>
 
 #include <openssl/crypto.h> // CRYPTO_memcmp, OPENSSL_cleanse (BoringSSL: via mem.h)
 #include <openssl/evp.h>
@@ -169,6 +171,40 @@ bool hi(scram_hash h, std::string_view password, std::span<const std::uint8_t> s
                              static_cast<int>(out.size()), out.data()) == 1;
 }
 
+// scram_config::cache_salted: PBKDF2 once per (hash, password, salt,
+// count) for the life of the process (RFC 5802 5.1: a client may store the
+// salted password). Keyed by a digest, so the password itself is not kept.
+bool salted_cached(scram_hash h, std::string_view password, std::span<const std::uint8_t> salt,
+                   std::uint32_t iterations, bytes& out) {
+    static std::mutex m;
+    static std::deque<std::pair<bytes, bytes>> cache; // key digest -> salted password
+    std::string key_in;
+    key_in += static_cast<char>(h);
+    key_in += std::to_string(iterations) + '\0';
+    key_in.append(reinterpret_cast<const char*>(salt.data()), salt.size());
+    key_in += '\0';
+    key_in += password;
+    bytes key = hash(scram_hash::sha256, std::span<const std::uint8_t>(
+                                             reinterpret_cast<const std::uint8_t*>(key_in.data()), key_in.size()));
+    cleanse(key_in.data(), key_in.size());
+    {
+        std::lock_guard lk(m);
+        for (const auto& [k, v] : cache)
+            if (equal_ct(k, key)) {
+                out = v;
+                return true;
+            }
+    }
+    if (!hi(h, password, salt, iterations, out)) return false;
+    std::lock_guard lk(m);
+    if (cache.size() >= 64) {
+        cleanse(cache.front().second.data(), cache.front().second.size());
+        cache.pop_front();
+    }
+    cache.emplace_back(std::move(key), out);
+    return true;
+}
+
 bool equal_ct(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -264,10 +300,10 @@ class scram_mechanism final : public mechanism {
 public:
     scram_mechanism(std::string name, scram_hash md, std::string username, std::string password,
                     std::string gs2_header, std::vector<std::uint8_t> cb_data, std::string cb_type,
-                    std::string nonce, std::uint32_t min_i, std::uint32_t max_i)
+                    std::string nonce, std::uint32_t min_i, std::uint32_t max_i, bool cache_salted)
         : name_(std::move(name)), md_(md), username_(std::move(username)), password_(std::move(password)),
           gs2_header_(std::move(gs2_header)), cb_data_(std::move(cb_data)), cb_type_(std::move(cb_type)),
-          nonce_(std::move(nonce)), min_i_(min_i), max_i_(max_i) {}
+          nonce_(std::move(nonce)), min_i_(min_i), max_i_(max_i), cache_salted_(cache_salted) {}
 
     ~scram_mechanism() override {
         detail::cleanse(password_.data(), password_.size());
@@ -377,7 +413,8 @@ private:
         // RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i); Hi is PBKDF2.
         const std::size_t hl = detail::hash_size(md_);
         bytes salted;
-        const bool ok = detail::hi(md_, password_, *salt, static_cast<std::uint32_t>(iterations), salted);
+        const bool ok = cache_salted_ ? detail::salted_cached(md_, password_, *salt, static_cast<std::uint32_t>(iterations), salted)
+                                      : detail::hi(md_, password_, *salt, static_cast<std::uint32_t>(iterations), salted);
         detail::cleanse(password_.data(), password_.size());
         password_.clear();
         if (!ok) return fail(ec, errc::aborted), std::string();
@@ -428,6 +465,7 @@ private:
     std::string cb_type_;
     std::string nonce_;
     std::uint32_t min_i_, max_i_;
+    bool cache_salted_;
     std::string client_first_bare_;
     std::vector<std::uint8_t> server_signature_;
     state state_ = state::start;
@@ -497,7 +535,7 @@ std::unique_ptr<mechanism> make_scram_with_nonce(std::string_view name, const cr
     gs2 += ',';
     return std::make_unique<scram_mechanism>(std::string(name), *md, std::move(*user), std::move(*pass), std::move(gs2),
                                              std::move(cb_data), std::move(cb_type), std::move(nonce),
-                                             cfg.min_iterations, cfg.max_iterations);
+                                             cfg.min_iterations, cfg.max_iterations, cfg.cache_salted_password);
 }
 
 } // namespace detail

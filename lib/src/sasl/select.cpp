@@ -87,6 +87,7 @@ std::unique_ptr<mechanism> select(std::span<const std::string> offered, const cr
     cfg.min_iterations = opts.min_iterations;
     cfg.max_iterations = opts.max_iterations;
     cfg.server_lacks_plus = !server_offers_plus(offered);
+    cfg.cache_salted_password = opts.cache_salted_password;
     for (const auto& name : candidates(offered, creds, tls, opts)) {
         std::unique_ptr<mechanism> m;
         if (is_scram(name)) {
