@@ -28,6 +28,8 @@
 #include <map>
 #include <random>
 
+#include <unistd.h>
+
 using namespace xmpp;
 using asio::ip::tcp;
 using asio::use_awaitable;
@@ -757,4 +759,39 @@ TEST_CASE("server: limits cut bad clients off without hurting others") {
     });
     for (auto& [name, f] : cases)
         DYNAMIC_SECTION(name) { fx.run(f); }
+}
+
+TEST_CASE("server: PLAIN checked by Cyrus SASL against a sasldb file") {
+    std::string tool;
+    for (const char* p : {"/usr/sbin/saslpasswd2", "/usr/bin/saslpasswd2"})
+        if (::access(p, X_OK) == 0) tool = p;
+    INFO("saslpasswd2 (package sasl2-bin) is needed: scripts/setup.sh test");
+    REQUIRE_FALSE(tool.empty());
+    fixture fx;
+    const std::string db = (fx.dir.path() / "sasldb2").string();
+    const std::string cmd = "printf %s 'carol-pass' | " + tool + " -p -f " + db + " -u localhost -c carol";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    auto so = fx.server_opts();
+    so.sasl.plain_check = nullptr;
+    so.sasl.scram_lookup = nullptr; // PLAIN only
+    so.sasl.allow_anonymous = false;
+    so.sasl.sasldb_path = db;
+    auto srv = fx.make_server(so);
+    fx.passwords["carol"] = "carol-pass";
+    fx.run([&]() -> asio::awaitable<void> {
+        for (const char* pass : {"carol-pass", "wrong"}) {
+            auto o = fx.client_opts(*srv, listener_kind::direct_tls, "carol");
+            o.password = pass;
+            session c(fx.io.get_executor(), o);
+            auto [ec] = co_await c.async_connect(asio::as_tuple(use_awaitable));
+            if (std::string(pass) == "wrong") {
+                CHECK(ec == sasl::errc::not_authorized);
+            } else {
+                INFO(c.last_error().what());
+                CHECK_FALSE(ec);
+                CHECK(c.sasl_mechanism() == "PLAIN");
+                co_await c.async_close(use_awaitable);
+            }
+        }
+    });
 }
