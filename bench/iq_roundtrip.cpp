@@ -379,6 +379,7 @@ int main(int argc, char** argv) try {
     iq_figures tcp_f, ws_f;
     raw_figures raw_f;
     login_figures login_f;
+    int failures = 0;
     for (int pass = 0; pass < 2; ++pass) {
         // Pass 0 learns the sizes with a short run; pass 1 measures.
         std::filesystem::remove(dir.path() / "ports");
@@ -397,10 +398,24 @@ int main(int argc, char** argv) try {
             resp = f.resp;
             continue;
         }
-        raw_f = raw_bench(io, ports[3], ports[4], req, resp, dur);
-        tcp_f = iq_bench(io, client_settings(dir.path().string(), ports[0], false, false), dur);
-        ws_f = iq_bench(io, client_settings(dir.path().string(), ports[1], true, false), dur);
-        login_f = login_bench(io, client_settings(dir.path().string(), ports[2], false, true), srv.pid(), dur);
+        // Each figure on its own: one failing (printed) does not hide the others.
+        // IQ_ROUNDTRIP_ONLY=<substring of a name> runs one figure (profiling).
+        const char* only = std::getenv("IQ_ROUNDTRIP_ONLY");
+        auto attempt = [&](const char* what, auto f) {
+            if (only && !std::string(what).starts_with(only)) return;
+            try {
+                f();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "iq_roundtrip: %s failed: %s\n", what, e.what());
+                failures++;
+            }
+        };
+        attempt("raw TCP", [&] { raw_f = raw_bench(io, ports[3], ports[4], req, resp, dur); });
+        attempt("IQ over TCP", [&] { tcp_f = iq_bench(io, client_settings(dir.path().string(), ports[0], false, false), dur); });
+        attempt("IQ over ws://", [&] { ws_f = iq_bench(io, client_settings(dir.path().string(), ports[1], true, false), dur); });
+        attempt("logins", [&] {
+            login_f = login_bench(io, client_settings(dir.path().string(), ports[2], false, true), srv.pid(), dur);
+        });
     }
     std::printf("# message sizes: request %zu B, reply %zu B (the raw reference uses the same)\n", req, resp);
     bench("raw_tcp_p50_us", raw_f.p50_us, "us");
@@ -416,7 +431,7 @@ int main(int argc, char** argv) try {
     bench("server_cpu_per_login_us", login_f.cpu_per_login_us, "us");
     bench("server_logins_per_cpu_s", login_f.per_cpu_s, "1/s");
     bench("login_pbkdf2_iterations", iterations, "");
-    return 0;
+    return failures ? 1 : 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iq_roundtrip: %s\n", e.what());
     return 1;

@@ -99,6 +99,7 @@ public:
           framed_(received_ ? (setup_->kind == listener_kind::ws || setup_->kind == listener_kind::wss)
                             : (opts_.websocket || !opts_.websocket_url.empty())),
           close_timer_(strand_),
+          iq_timer_(strand_),
           wakeup_(strand_, asio::steady_timer::time_point::max()) {
         if (received_) {
             domain_ = domain_ascii_ = setup_->domain;
@@ -233,13 +234,8 @@ public:
         p.to = std::move(to);
         p.to_self = to_self;
         p.gen = gen;
-        p.timer = std::make_unique<asio::steady_timer>(strand_);
-        p.timer->expires_after(timeout.count() > 0 ? timeout : opts_.iq_timeout);
-        std::weak_ptr<session_impl> weak = shared_from_this();
-        p.timer->async_wait([weak, id, gen](error_code ec) {
-            if (ec) return;
-            if (auto self = weak.lock()) self->finish_iq(id, gen, make_error_code(errc::timeout), {});
-        });
+        p.deadline = asio::steady_timer::clock_type::now() + (timeout.count() > 0 ? timeout : opts_.iq_timeout);
+        arm_iq_timer(p.deadline);
         // Registered before the write: a reply can never overtake it.
         pending_.emplace(id, std::move(p));
         enqueue(std::move(bytes), {});
@@ -417,6 +413,7 @@ public:
 
     void replace_transport(std::unique_ptr<transport> t) override {
         transport_ = std::move(t);
+        drained_ = false;
         add_state(session_state::secure);
     }
 
@@ -444,7 +441,7 @@ private:
         jid to;               // the request's 'to', prepared
         bool to_self = false; // to our account or our server (8.1.2.1)
         std::uint64_t gen = 0;
-        std::unique_ptr<asio::steady_timer> timer;
+        asio::steady_timer::time_point deadline;
         tracked<void(error_code, xml::element)> handler;
     };
 
@@ -619,6 +616,7 @@ private:
         peer_sent_stream_error_ = false;
         see_other_.clear();
         message_ready_ = false;
+        drained_ = false;
         reader_.clear();
     }
 
@@ -741,18 +739,22 @@ private:
                 if (ec) throw system_error(ec, std::string(reader_.error_text()));
             }
             if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
+            // A read shorter than asked for has most likely drained the
+            // socket: wait first instead of a read that would only say
+            // would_block (one syscall less per stanza).
+            if (drained_) {
+                drained_ = false;
+                co_await wait_input(step_deadline);
+            }
             auto buf = reader_.prepare(opts_.read_size);
-            std::size_t n = transport_->read_some(asio::buffer(buf.data(), std::min(buf.size(), opts_.read_size)), ec);
+            const std::size_t want = std::min(buf.size(), opts_.read_size);
+            std::size_t n = transport_->read_some(asio::buffer(buf.data(), want), ec);
             if (ec == asio::error::would_block) {
                 reader_.commit(0);
-                // Idle: hold no read buffer and no parse tree while waiting.
-                reader_.shrink();
-                // Negotiation only: conn_ lives until the connect is over.
-                if (step_deadline && conn_) arm(conn_->step, opts_.step_timeout);
-                co_await transport_->wait_read();
-                if (step_deadline && conn_) conn_->step.cancel();
+                co_await wait_input(step_deadline);
                 continue;
             }
+            drained_ = n < want;
             if (ec == asio::error::eof)
                 throw system_error(make_error_code(errc::peer_closed), "the server closed the connection");
             if (ec) throw system_error(ec, "read failed");
@@ -760,6 +762,15 @@ private:
             reader_.commit(n);
             if (framed_) message_ready_ = transport_->message_complete();
         }
+    }
+
+    asio::awaitable<void> wait_input(bool step_deadline) {
+        // Idle: hold no read buffer and no parse tree while waiting.
+        reader_.shrink();
+        // Negotiation only: conn_ lives until the connect is over.
+        if (step_deadline && conn_) arm(conn_->step, opts_.step_timeout);
+        co_await transport_->wait_read();
+        if (step_deadline && conn_) conn_->step.cancel();
     }
 
     // The event of the whole WebSocket message now in the reader.
@@ -1113,12 +1124,39 @@ private:
         finish_iq(it->first, it->second.gen, ec, std::move(reply));
     }
 
+    // One timer for every IQ deadline, armed at the earliest: no timer (and
+    // no timerfd update) per request. When it fires it fails what is due and
+    // re-arms for the earliest left, so under steady traffic it fires about
+    // once per iq_timeout.
+    void arm_iq_timer(asio::steady_timer::time_point at) {
+        if (at >= iq_timer_at_) return; // the armed wait comes first and re-arms
+        iq_timer_at_ = at;
+        iq_timer_.expires_at(at);
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        iq_timer_.async_wait([weak](error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->on_iq_timer();
+        });
+    }
+
+    void on_iq_timer() {
+        iq_timer_at_ = asio::steady_timer::time_point::max();
+        const auto now = asio::steady_timer::clock_type::now();
+        auto next = asio::steady_timer::time_point::max();
+        std::vector<std::pair<std::string, std::uint64_t>> due;
+        for (const auto& [id, p] : pending_) {
+            if (p.deadline <= now) due.emplace_back(id, p.gen);
+            else next = std::min(next, p.deadline);
+        }
+        for (const auto& [id, gen] : due) finish_iq(id, gen, make_error_code(errc::timeout), {});
+        if (next != asio::steady_timer::time_point::max()) arm_iq_timer(next);
+    }
+
     void finish_iq(const std::string& id, std::uint64_t gen, error_code ec, xml::element reply) {
         auto it = pending_.find(id);
         if (it == pending_.end() || it->second.gen != gen) return;
         auto p = std::move(it->second);
         pending_.erase(it);
-        if (p.timer) p.timer->cancel();
         auto slot = asio::get_associated_cancellation_slot(p.handler.h);
         if (slot.is_connected()) slot.clear();
         complete(std::move(p.handler), strand_, ec, std::move(reply));
@@ -1165,6 +1203,7 @@ private:
             conn_->step.cancel();
         }
         close_timer_.cancel();
+        iq_timer_.cancel();
         wakeup_.cancel();
         if (resolver_) resolver_->cancel();
         if (transport_) transport_->close();
@@ -1173,7 +1212,6 @@ private:
         auto pending = std::move(pending_);
         pending_.clear();
         for (auto& [id, p] : pending) {
-            if (p.timer) p.timer->cancel();
             auto slot = asio::get_associated_cancellation_slot(p.handler.h);
             if (slot.is_connected()) slot.clear();
             complete(std::move(p.handler), strand_, why.code ? why.code : make_error_code(errc::session_closed), xml::element());
@@ -1207,6 +1245,7 @@ private:
     std::string own_id_; // receiving side: the stream id we sent
     int headers_read_ = 0;
     bool message_ready_ = false; // a whole WebSocket message waits in reader_
+    bool drained_ = false;       // the last read was short: wait before the next
     xml::stream_header framed_header_;
     std::string see_other_; // <close see-other-uri/>
     std::unique_ptr<net::resolver> resolver_;
@@ -1235,6 +1274,8 @@ private:
     };
     std::unique_ptr<connect_state> conn_;
     asio::steady_timer close_timer_;
+    asio::steady_timer iq_timer_;
+    asio::steady_timer::time_point iq_timer_at_ = asio::steady_timer::time_point::max();
     // Never expires: cancel() wakes whoever waits for the writer to go idle
     // or for a handler call to end; each re-checks its own condition.
     asio::steady_timer wakeup_;
@@ -1261,7 +1302,8 @@ void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_han
         complete(std::move(h), s->executor(), ec);
         return;
     }
-    asio::post(s->executor(), [s, bytes = std::move(bytes), h = std::move(h)]() mutable {
+    // dispatch: a handler on the strand (the common case) sends at once.
+    asio::dispatch(s->executor(), [s, bytes = std::move(bytes), h = std::move(h)]() mutable {
         s->send(std::move(bytes), std::move(h));
     });
 }
@@ -1269,7 +1311,7 @@ void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_han
 void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std::chrono::milliseconds timeout,
                    iq_handler handler) {
     tracked<void(error_code, xml::element)> h(std::move(handler), s->executor());
-    asio::post(s->executor(), [s, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
+    asio::dispatch(s->executor(), [s, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
         s->send_iq(std::move(iq), timeout, std::move(h));
     });
 }

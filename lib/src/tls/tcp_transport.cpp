@@ -41,6 +41,13 @@ asio::awaitable<void> tcp_transport::wait_read() {
 }
 
 asio::awaitable<void> tcp_transport::write(std::string_view data) {
+    // The socket is non-blocking: try at once, and suspend (a trip through
+    // the scheduler) only for what the kernel did not take.
+    error_code ec;
+    const std::size_t n = sock_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec && ec != asio::error::would_block) throw boost::system::system_error(ec, "write");
+    if (n == data.size()) co_return;
+    data.remove_prefix(n);
     co_await asio::async_write(sock_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
 }
 
