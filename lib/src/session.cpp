@@ -859,7 +859,7 @@ private:
         }
         // 4.9.1.1: the receiving side opens its stream to say why, even when
         // the peer's header was the problem.
-        const bool can_answer = received_ && headers_read_ > 0 && why.code.category() == stream_category();
+        const bool can_answer = received_ && stream_condition_of(why.code).has_value();
         if (transport_ && !header_sent_ && can_answer && phase_ != phase::closed && !abort_reason_ && !ending_) {
             push_out(header_text());
             header_sent_ = true;

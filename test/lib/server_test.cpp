@@ -78,6 +78,8 @@ struct fixture {
         o.handshake_timeout = 5s;
         o.step_timeout = 2s;
         o.session.on_closed = [this](const error_info& e) { server_closed.push_back(e); };
+        if (std::getenv("XMPP_TEST_TRACE")) o.session.on_write = [](std::string_view b) { std::fprintf(stderr, "S> %.*s\n", int(b.size()), b.data()); };
+        if (std::getenv("XMPP_TEST_TRACE")) o.session.on_read = [](std::string_view b) { std::fprintf(stderr, "S< %.*s\n", int(b.size()), b.data()); };
         return o;
     }
 
@@ -476,7 +478,8 @@ TEST_CASE("server: strict WebSocket framing") {
         const char* condition;
     };
     const std::vector<row> rows = {
-        {"<stream:stream> instead of <open/>", ws_frame(1, client_header), "bad-format"},
+        {"an XML declaration and <stream:stream>", ws_frame(1, client_header), "restricted-xml"},
+        {"<stream:stream> instead of <open/>", ws_frame(1, "<stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"), "not-well-formed"},
         {"<stream:stream> closed as one element", ws_frame(1, "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'/>"), "bad-format"},
         {"two elements in one message", ws_frame(1, ws_open + ws_open), "bad-format"},
         {"an incomplete element", ws_frame(1, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'"), "not-well-formed"},
@@ -494,6 +497,7 @@ TEST_CASE("server: strict WebSocket framing") {
                 // A stream error, then <close/>, then the WebSocket close.
                 {
                     const bool ok = co_await p.until_text(r.condition);
+                INFO(p.got);
                     REQUIRE(ok);
                 }
                 {
@@ -545,7 +549,12 @@ TEST_CASE("server: strict WebSocket framing") {
                 const bool ok = co_await p.wait_closed(3000ms);
                 CHECK(ok);
             }
-            CHECK(p.got.find("<stream:error") != std::string::npos);
+            // Beast fails the WebSocket with close code 1009 (RFC 6455 7.4.1)
+            // before the element could be parsed: no stream error can follow.
+            auto f = p.frames();
+            CHECK((f.closed || p.eof));
+            co_await sleep_for(50ms);
+            CHECK(srv->pending() == 0);
         });
     }
     SECTION("a well-framed stream: <open/> answered with <open/> and features, no STARTTLS") {
