@@ -1043,19 +1043,21 @@ private:
 
     asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, std::shared_ptr<const stanza_handler> handler,
                                       xml::element e) {
-        // Kept for the automatic answer: the handler may move the element out.
-        xml::element request;
-        if (iq_view(e.root()).is_request()) request = envelope_of(e.root());
+        // Kept for the automatic answer and the replies: the handler may
+        // move the element out.
+        stanza_envelope request = envelope_of(e.root());
+        const bool is_request = iq_view(e.root()).is_request();
         bool handled = false;
         bool failed = false;
         try {
-            handled = co_await (*handler)(incoming(self, std::move(e)));
+            handled = co_await (*handler)(incoming(self, std::move(e), request));
         } catch (...) {
             failed = true;
         }
-        if (request && !handled && phase_ == phase::ready) {
+        if (is_request && !handled && phase_ == phase::ready) {
             auto cond = failed ? stanza_errc::internal_server_error : stanza_errc::service_unavailable;
-            reply_error(request.root(), stanza_error(cond));
+            auto req = to_element(request);
+            reply_error(req.root(), stanza_error(cond));
         }
         --handlers_running_;
         wakeup_.cancel();
@@ -1284,11 +1286,26 @@ private:
     mutable std::mutex info_mutex_;
 };
 
-xml::element envelope_of(xml::node stanza) {
-    if (!stanza) return {};
-    auto e = xml::element::copy_of(stanza);
-    auto root = e.root();
-    while (auto c = root.first_child()) root.remove_child(c);
+stanza_envelope envelope_of(xml::node stanza) {
+    stanza_envelope v;
+    if (!stanza) return v;
+    v.name = std::string(stanza.name());
+    v.ns = std::string(stanza.ns());
+    v.id = std::string(stanza.attr("id"));
+    v.from = std::string(stanza.attr("from"));
+    v.to = std::string(stanza.attr("to"));
+    v.type = std::string(stanza.attr("type"));
+    v.kind = classify(stanza);
+    return v;
+}
+
+xml::element to_element(const stanza_envelope& v) {
+    if (!v) return {};
+    xml::element e(v.name, v.ns);
+    auto r = e.root();
+    for (auto [name, value] : {std::pair<const char*, const std::string*>{"id", &v.id}, {"from", &v.from},
+                               {"to", &v.to}, {"type", &v.type}})
+        if (!value->empty()) r.set_attr(name, *value);
     return e;
 }
 
@@ -1329,15 +1346,49 @@ void send_reply(const std::shared_ptr<session_impl>& s, xml::element reply, send
 }
 } // namespace
 
-void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h) {
-    auto reply = request ? make_iq_result(iq_view(request)) : xml::element();
-    if (reply && payload) reply.root().append_copy(payload.root());
-    send_reply(s, std::move(reply), std::move(h));
+void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, xml::element payload,
+                 send_handler handler) {
+    // 8.2.3: only a get or set is answered. The result is written straight
+    // from the envelope (no tree): id kept, the addresses swapped.
+    const bool answerable = request.kind == stanza_kind::iq && (request.type == "get" || request.type == "set");
+    if (!answerable) {
+        send_reply(s, xml::element(), std::move(handler));
+        return;
+    }
+    std::string out = "<iq";
+    if (s->framed()) out += " xmlns='jabber:client'"; // RFC 7395 3.3.1
+    out += " type='result'";
+    auto attr = [&out](const char* name, const std::string& v) {
+        if (v.empty()) return error_code{};
+        out += ' ';
+        out += name;
+        out += "='";
+        auto ec = xml::escape_attr(v, out);
+        out += '\'';
+        return ec;
+    };
+    error_code ec = attr("id", request.id);
+    if (!ec) ec = attr("to", request.from);
+    if (!ec) ec = attr("from", request.to);
+    if (!ec && payload) {
+        out += '>';
+        ec = xml::write(payload.root(), out, xml::ns::client);
+        out += "</iq>";
+    } else {
+        out += "/>";
+    }
+    tracked<void(error_code)> h(std::move(handler), s->executor());
+    if (ec) {
+        complete(std::move(h), s->executor(), ec);
+        return;
+    }
+    asio::dispatch(s->executor(), [s, out = std::move(out), h = std::move(h)]() mutable { s->send(std::move(out), std::move(h)); });
 }
 
-void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
+void start_reply_error(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, const stanza_error& err,
                        send_handler h) {
-    send_reply(s, request ? make_error_reply(request, err) : xml::element(), std::move(h));
+    auto req = to_element(request);
+    send_reply(s, req ? make_error_reply(req.root(), err) : xml::element(), std::move(h));
 }
 
 jid address_of(const session_impl& s) { return s.address(); }

@@ -54,12 +54,22 @@ using iq_handler = asio::any_completion_handler<void(error_code, xml::element)>;
 void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_handler h);
 void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std::chrono::milliseconds timeout,
                    iq_handler h);
-void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h);
-void start_reply_error(const std::shared_ptr<session_impl>& s, xml::node request, const stanza_error& err,
+/// What answering a stanza needs of it: its name and addressing attributes
+/// (a few strings, no XML tree: taken for every request a handler gets).
+struct stanza_envelope {
+    std::string name, ns, id, from, to, type;
+    stanza_kind kind = stanza_kind::other;
+    explicit operator bool() const noexcept { return !name.empty(); }
+};
+stanza_envelope envelope_of(xml::node stanza);
+/// The envelope as an element without children (for make_error_reply).
+xml::element to_element(const stanza_envelope& e);
+void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, xml::element payload,
+                 send_handler h);
+void start_reply_error(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, const stanza_error& err,
                        send_handler h);
 jid address_of(const session_impl& s);
 session make_session(std::shared_ptr<session_impl> s);
-xml::element envelope_of(xml::node stanza);
 } // namespace detail
 
 /// An element the session received, and the context to answer it: the
@@ -70,16 +80,19 @@ class incoming {
 public:
     incoming(std::shared_ptr<detail::session_impl> s, xml::element e)
         : session_(std::move(s)), element_(std::move(e)) {}
+    /// As above, with the envelope already taken (the session's own calls).
+    incoming(std::shared_ptr<detail::session_impl> s, xml::element e, detail::stanza_envelope env)
+        : session_(std::move(s)), element_(std::move(e)), envelope_(std::move(env)) {}
     /// The received top-level element (a stanza, or another element such as
     /// a stream-management request). Owned by this object; empty after
     /// release().
     xml::node element() const noexcept { return element_.root(); }
     /// classify() of the received element (also after release()).
-    stanza_kind kind() const noexcept { return classify(request()); }
+    stanza_kind kind() const noexcept { return element_ ? classify(element_.root()) : envelope_.kind; }
     /// Moves the element out. The reply operations keep working: they need
     /// only the element's name and attributes, which are kept.
     xml::element release() {
-        envelope_ = detail::envelope_of(element_.root());
+        if (!envelope_) envelope_ = detail::envelope_of(element_.root());
         return std::move(element_);
     }
     /// The session's own address (the bound full JID).
@@ -119,8 +132,8 @@ public:
         return asio::async_initiate<Token, void(error_code)>(
             // The envelope is taken now: a deferred operation may start after
             // this object is gone.
-            [s = session_, req = detail::envelope_of(request())](auto h, xml::element p) {
-                detail::start_reply(s, req.root(), std::move(p), detail::send_handler(std::move(h)));
+            [s = session_, req = request()](auto h, xml::element p) {
+                detail::start_reply(s, req, std::move(p), detail::send_handler(std::move(h)));
             },
             token, std::move(payload));
     }
@@ -139,18 +152,20 @@ public:
     template <class Token = asio::deferred_t>
     auto async_reply_error(stanza_error err, Token&& token = {}) {
         return asio::async_initiate<Token, void(error_code)>(
-            [s = session_, req = detail::envelope_of(request())](auto h, stanza_error e) {
-                detail::start_reply_error(s, req.root(), e, detail::send_handler(std::move(h)));
+            [s = session_, req = request()](auto h, stanza_error e) {
+                detail::start_reply_error(s, req, e, detail::send_handler(std::move(h)));
             },
             token, std::move(err));
     }
 
 private:
-    xml::node request() const noexcept { return element_ ? element_.root() : envelope_.root(); }
+    detail::stanza_envelope request() const {
+        return envelope_ || !element_ ? envelope_ : detail::envelope_of(element_.root());
+    }
 
     std::shared_ptr<detail::session_impl> session_;
     xml::element element_;
-    xml::element envelope_; // name and attributes, kept by release()
+    detail::stanza_envelope envelope_; // name and attributes, kept by release()
 };
 
 /// Handles one incoming element. Returns true when it handled it; an IQ get
