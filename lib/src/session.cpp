@@ -765,6 +765,7 @@ private:
     }
 
     asio::awaitable<void> wait_input(bool step_deadline) {
+        if (corked_) co_await uncork(); // never wait with replies held back
         // Idle: hold no read buffer and no parse tree while waiting.
         reader_.shrink();
         // Negotiation only: conn_ lives until the connect is over.
@@ -853,6 +854,7 @@ private:
     // behind whatever the writer is sending: writes never interleave), then
     // closes the transport and fails everything pending.
     asio::awaitable<void> fail_session(error_info why, bool connected) {
+        corked_ = false;
         {
             std::lock_guard lk(info_mutex_);
             last_error_ = why;
@@ -909,7 +911,7 @@ private:
     }
 
     void start_writer() {
-        if (!writing_ && !out_.empty() && transport_) {
+        if (!corked_ && !writing_ && !out_.empty() && transport_) {
             writing_ = true;
             asio::co_spawn(strand_, write_loop(shared_from_this()), asio::detached);
         }
@@ -919,6 +921,11 @@ private:
         // co_spawn runs the first step inline: yield once, so that sends
         // already queued on the strand join the first write.
         co_await asio::post(strand_, asio::use_awaitable);
+        co_await drain_queue();
+    }
+
+    // Writes what is queued until nothing is; writing_ is set by the caller.
+    asio::awaitable<void> drain_queue() {
         error_info failure;
         while (!out_.empty() && phase_ != phase::closed) {
             std::string batch;
@@ -949,6 +956,16 @@ private:
         }
     }
 
+    // The reader, done with a burst of input, writes what its handlers
+    // queued itself: no trip through the scheduler for the writer when the
+    // transport takes the bytes at once (bench/iq_roundtrip).
+    asio::awaitable<void> uncork() {
+        corked_ = false;
+        if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) co_return;
+        writing_ = true;
+        co_await drain_queue();
+    }
+
     // Waits until the writer has nothing in flight, at most `limit`; past
     // it the transport is closed, which ends the write.
     asio::awaitable<void> wait_writer_idle(std::chrono::milliseconds limit) {
@@ -974,14 +991,21 @@ private:
         try {
             for (;;) {
                 // Back-pressure: too many handlers running, read no further.
-                while (handlers_running_ >= std::max<std::size_t>(opts_.max_handlers, 1) && phase_ != phase::closed)
+                while (handlers_running_ >= std::max<std::size_t>(opts_.max_handlers, 1) && phase_ != phase::closed) {
+                    if (corked_) co_await uncork();
                     co_await wakeup_.async_wait(asio::as_tuple(asio::use_awaitable));
+                }
                 if (phase_ == phase::closed) co_return;
                 auto ev = co_await read_event(false);
                 if (phase_ == phase::closed) co_return;
                 if (ev == xml::frame_event::element) {
+                    // Replies to elements already buffered wait for the end
+                    // of the burst and go out together (and inline).
+                    corked_ = !framed_;
                     on_element(reader_.element());
+                    if (corked_ && reader_.get_framer().buffered() == 0) co_await uncork();
                 } else if (ev == xml::frame_event::stream_close) {
+                    corked_ = false;
                     add_state(session_state::input_closed);
                     if (phase_ == phase::closing) {
                         finish_close({make_error_code(errc::session_closed), "closed"});
@@ -1248,6 +1272,7 @@ private:
     int headers_read_ = 0;
     bool message_ready_ = false; // a whole WebSocket message waits in reader_
     bool drained_ = false;       // the last read was short: wait before the next
+    bool corked_ = false;        // the reader is in a burst: it writes the replies after it
     xml::stream_header framed_header_;
     std::string see_other_; // <close see-other-uri/>
     std::unique_ptr<net::resolver> resolver_;
