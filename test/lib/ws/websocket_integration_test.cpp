@@ -9,7 +9,12 @@
 
 #include <xmpp/net/resolver.hpp>
 #include <xmpp/tls.hpp>
+#include <xmpp/server.hpp>
+#include <xmpp/session.hpp>
 #include <xmpp/websocket.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -343,4 +348,47 @@ TEST_CASE("websocket: XEP-0156 discovery failures of the transport", "[websocket
         // discover() (deadline 5 s) ended with the cancellation, not its deadline.
         CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
     }
+}
+
+TEST_CASE("websocket: a session with websocket = true discovers our server through host-meta and logs in",
+          "[websocket][discovery]") {
+    discovery_fixture f;
+    https_server web(f.io, f.cert);
+    xmpp::server_options so;
+    so.domain = "xmpp.test";
+    xmpp::tls::server_options t;
+    t.cert_file = f.cert.cert.string();
+    t.key_file = f.cert.key.string();
+    so.tls = xmpp::tls::context::make_server(t);
+    so.sasl.scram_lookup = [](std::string user, std::string hash) -> asio::awaitable<std::optional<xmpp::sasl::scram_secret>> {
+        if (user != "alice") co_return std::nullopt;
+        error_code ec;
+        co_return xmpp::sasl::make_scram_secret(hash, "alice-pass", "", 4096, ec);
+    };
+    xmpp::server srv(f.io.get_executor(), so);
+    srv.listen({asio::ip::make_address("127.0.0.1"), 0}, xmpp::listener_kind::wss);
+    std::vector<xmpp::session> kept;
+    srv.start([&](xmpp::session s) { kept.push_back(std::move(s)); });
+    // A plain ws:// link first: skipped (TLS required); then ours.
+    web.docs["/.well-known/host-meta"] = {
+        200, xrd_head + xrd_link(ws_rel, "ws://xmpp.test:1/insecure") +
+                 xrd_link(ws_rel, "wss://xmpp.test:" + std::to_string(srv.port(0)) + "/xmpp-websocket") + "</XRD>", ""};
+    xmpp::session_options o;
+    o.address = xmpp::jid::parse("alice@xmpp.test");
+    o.password = "alice-pass";
+    o.websocket = true;
+    o.discovery = f.options(web);
+    o.dns = o.discovery.dns;
+    o.tls = o.discovery.tls;
+    xmpp::session c(f.io.get_executor(), o);
+    const auto ec = run_co(f.io, [&]() -> asio::awaitable<error_code> {
+        auto [e] = co_await c.async_connect(asio::as_tuple(asio::use_awaitable));
+        co_return e;
+    }());
+    INFO(c.last_error().what());
+    CHECK_FALSE(ec);
+    CHECK(c.address().bare().str() == "alice@xmpp.test");
+    CHECK(has_all(c.state(), xmpp::session_state::secure | xmpp::session_state::ready));
+    REQUIRE(kept.size() == 1);
+    CHECK(kept[0].peer_address() == c.address());
 }
