@@ -913,14 +913,18 @@ private:
     void start_writer() {
         if (!corked_ && !writing_ && !out_.empty() && transport_) {
             writing_ = true;
-            asio::co_spawn(strand_, write_loop(shared_from_this()), asio::detached);
+            // A lone request (one IQ pending, nobody waiting on a send): no
+            // company to wait for, write at once. Otherwise yield once first
+            // so that sends already queued on the strand join the write.
+            const bool alone = pending_.size() <= 1 && write_waiters_.empty();
+            asio::co_spawn(strand_, write_loop(shared_from_this(), !alone), asio::detached);
         }
     }
 
-    asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session_impl> self) {
-        // co_spawn runs the first step inline: yield once, so that sends
-        // already queued on the strand join the first write.
-        co_await asio::post(strand_, asio::use_awaitable);
+    asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session_impl> self, bool gather) {
+        // co_spawn runs the first step inline: the yield lets sends already
+        // queued on the strand join the first write.
+        if (gather) co_await asio::post(strand_, asio::use_awaitable);
         co_await drain_queue();
     }
 

@@ -544,7 +544,9 @@ TEST_CASE("server: strict WebSocket framing") {
                 REQUIRE(ok);
             }
             std::string big = "<message xmlns='jabber:client'><body>" + std::string(300 * 1024, 'x') + "</body></message>";
-            co_await p.send(ws_frame(1, big));
+            // The server may close before all of it is written (EPIPE here).
+            const auto frame = ws_frame(1, big);
+            (void)co_await asio::async_write(p.sock, asio::buffer(frame), asio::as_tuple(use_awaitable));
             {
                 const bool ok = co_await p.wait_closed(3000ms);
                 CHECK(ok);
