@@ -756,7 +756,9 @@ struct ws_core : std::enable_shared_from_this<ws_core> {
             if (n) c->open_msg = true;
             if (done) c->end_message();
         }
-        if (c->closed && !c->pending) c->pending = asio::error::operation_aborted;
+        // Reads report something once the inbox is drained: never would_block
+        // with nothing left to wait for.
+        if (!c->pending) c->pending = c->closed ? error_code(asio::error::operation_aborted) : error_code(asio::error::eof);
         c->pump_running = false;
         c->data_ready.cancel();
     }
