@@ -11,14 +11,20 @@
 // The returned transport, both sides:
 // - read_some() returns bytes of one message per call, never of two;
 //   message_complete() is true after the call that returned a message's
-//   last byte. Fragmented messages are reassembled (RFC 6455 5.4); empty
-//   messages carry no element and are skipped. A binary message fails the
-//   read with errc::binary_frame (RFC 7395 3.2 allows text only), one
-//   bigger than options::max_message_bytes with errc::message_too_large
-//   (the peer gets a Close frame 1009, RFC 6455 7.4.1). A Close frame from
-//   the peer is answered (RFC 6455 5.5.1) and reads then report
-//   asio::error::eof. Pings are answered with pongs; control frames never
-//   count as messages (RFC 7395 3.8 prefers WebSocket pings to whitespace).
+//   last byte (it keeps its value over calls that return none). After the
+//   first wait_read() a read-ahead decodes what arrives (up to 64 KiB ahead
+//   of the reader, then TCP back-pressure), so a read_some() loop gets every
+//   message already received; nothing is buffered while idle. Fragmented
+//   messages are reassembled (RFC 6455 5.4); empty messages carry no
+//   element and are skipped. A binary message fails the read with
+//   errc::binary_frame (RFC 7395 3.2 allows text only), one bigger than
+//   options::max_message_bytes with errc::message_too_large (the peer gets
+//   a Close frame 1009, RFC 6455 7.4.1), invalid UTF-8 with Beast's
+//   websocket::error::bad_frame_payload (Close 1007); each after the
+//   messages before it. A Close frame from the peer is answered (RFC 6455
+//   5.5.1) and reads then report asio::error::eof. Pings are answered with
+//   pongs; control frames never count as messages (RFC 7395 3.8 prefers
+//   WebSocket pings to whitespace keepalives).
 // - write() sends exactly one text message (never fragmented);
 //   write_messages() frames several and hands them to the layer below in
 //   one write. Client frames are masked (RFC 6455 5.3).
@@ -28,6 +34,10 @@
 //   down (TLS close_notify, TCP FIN). close() aborts at once.
 // - is_secure(), peer_verified(), tls_version(), channel_binding() and
 //   remote_endpoint_text() are those of the layer below.
+// - Not thread safe; all calls on the lower transport's executor (strand).
+//   Destroy it with no wait_read() or write() pending (close() first); the
+//   read-ahead keeps the executor busy until close() or the end of the
+//   stream.
 // - No permessage-deflate (RFC 7692) is offered or accepted.
 #pragma once
 

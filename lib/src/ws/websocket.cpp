@@ -4,22 +4,27 @@
 // xmpp::transport a Beast stream, the WebSocket transport, both handshakes
 // and the host-meta HTTP client.
 //
-// Reads. A session holds no read buffer while idle, and read_some() must
-// never block. Beast's synchronous read does I/O whenever its own buffer
-// runs dry, so wait_read() first runs an asynchronous read into a ZERO-size
-// buffer: it completes once Beast holds payload bytes of the current message
-// in its read buffer (or the message ended). The next read_some() then runs
-// Beast's synchronous read, which copies from that buffer without touching
-// the socket. Whether the bytes end the message is only known after them
-// (a fragmented message may end with an empty final frame, RFC 6455 5.4), so
-// when a read does not end the message its last byte is held back for the
-// next call: message_complete() is then exact.
+// Reads. read_some() must never block, and Beast's synchronous read does I/O
+// whenever its own buffer runs dry. So a read-ahead coroutine decodes into an
+// inbox: when Beast may need the socket, it runs an asynchronous read into a
+// ZERO-size buffer (which holds no buffer while it waits, handles pings,
+// pongs and Close frames, and returns once Beast holds payload of the current
+// message); otherwise, and right after that, Beast's synchronous read, which
+// then only copies from Beast's buffer. A frame tracker in the adapter
+// follows the frames Beast received and how far Beast has read, so the
+// read-ahead knows when the synchronous read is safe and needs no
+// asynchronous read (a post and a reactor poll) per message. The reader is
+// woken when Beast has to wait for the socket, so that a read_some() loop
+// gets every message already received, as over TCP. read_some() returns
+// bytes of one message per call; the last byte of a message whose end has
+// not been seen yet is held back (a fragmented message may end with an empty
+// frame, RFC 6455 5.4), so message_complete() is exact.
 //
 // Writes. Frames are serialized by Beast's synchronous write into a pending
 // buffer of the adapter (which never blocks), then flushed to the layer below
 // in one write: write_messages() sends N messages in one lower write. Beast's
-// own writes (pongs, close frames, the handshake) go through the adapter's
-// async_write_some and the same buffer; one flush round runs at a time.
+// own writes (pongs, close frames, the handshake) go through the same buffer;
+// one flush round runs at a time.
 #include "detail.hpp"
 
 #include <xmpp/websocket.hpp>
@@ -27,6 +32,9 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cstring>
+#include <deque>
+#include <functional>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -81,6 +89,108 @@ asio::mutable_buffer first_buffer(const MutableBufferSequence& bs) {
     return {};
 }
 
+// --- The frame tracker ---------------------------------------------------------------
+//
+// Follows the frame structure of the bytes the adapter hands to Beast (after
+// the HTTP upgrade) and where Beast's reading stands in it, to tell whether
+// Beast's synchronous read can return the next payload byte, a message end
+// or a Close without I/O. The read-ahead then skips an asynchronous read (a
+// post and a reactor poll per message). It only ever errs towards "no": the
+// asynchronous read is always correct.
+
+class frame_tracker {
+public:
+    /// Bytes Beast received, in order.
+    void feed(const unsigned char* p, std::size_t n) {
+        while (n > 0) {
+            if (in_http_) { // the upgrade request or answer: no body (RFC 9110 15.2: 101 has none)
+                const unsigned char c = *p++;
+                --n;
+                http_tail_ = (http_tail_ << 8) | c;
+                if ((http_tail_ & 0xffffffffu) == 0x0d0a0d0au) in_http_ = false;
+                continue;
+            }
+            if (!frames_.empty() && frames_.back().delivered < frames_.back().len) {
+                auto& f = frames_.back();
+                const std::uint64_t take = std::min<std::uint64_t>(n, f.len - f.delivered);
+                f.delivered += take;
+                p += take;
+                n -= static_cast<std::size_t>(take);
+                continue;
+            }
+            head_[have_++] = *p++;
+            --n;
+            if (have_ < 2) continue;
+            const unsigned len7 = head_[1] & 0x7f;
+            const std::size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((head_[1] & 0x80) ? 4 : 0);
+            if (have_ < need) continue;
+            frame f;
+            f.fin = (head_[0] & 0x80) != 0;
+            f.op = head_[0] & 0x0f;
+            if (len7 < 126) {
+                f.len = len7;
+            } else {
+                f.len = 0;
+                for (std::size_t i = 2; i < (len7 == 126 ? 4u : 10u); ++i) f.len = (f.len << 8) | head_[i];
+            }
+            have_ = 0;
+            frames_.push_back(f);
+        }
+    }
+
+    /// A read of Beast's returned n payload bytes (one frame's at most), or
+    /// 0 with `done` (an empty final frame), or 0 without (positioned at a
+    /// frame whose payload is buffered).
+    void on_read(std::size_t n, bool done) {
+        skip();
+        if (frames_.empty()) return;
+        auto& f = frames_.front();
+        if (n > 0)
+            f.consumed += n;
+        else if (done && is_data(f) && f.len == 0)
+            frames_.pop_front();
+    }
+
+    /// True when Beast's synchronous read needs no I/O.
+    bool ready() const noexcept {
+        for (const auto& f : frames_) {
+            if (is_data(f)) {
+                if (f.consumed < f.len) return f.delivered > f.consumed; // a payload byte in Beast's buffer?
+                if (f.len == 0 && f.fin) return true;                   // the end of a message
+                continue;                                               // consumed, or an empty fragment
+            }
+            if (f.delivered < f.len) return false; // Beast wants a control frame whole
+            if (f.op == 0x8) return true;          // Close: the read ends there
+        }
+        return false; // the next header is not all here
+    }
+
+private:
+    struct frame {
+        unsigned op = 0;
+        bool fin = false;
+        std::uint64_t len = 0, delivered = 0, consumed = 0;
+    };
+    static bool is_data(const frame& f) noexcept { return f.op < 0x8; }
+
+    // Drops what Beast is past: control frames, consumed data frames, empty
+    // fragments, up to the data frame it is in or reaches next.
+    void skip() {
+        while (!frames_.empty()) {
+            const auto& f = frames_.front();
+            const bool current = is_data(f) && (f.consumed < f.len || (f.len == 0 && f.fin));
+            if (current) return;
+            frames_.pop_front();
+        }
+    }
+
+    bool in_http_ = true;
+    std::uint32_t http_tail_ = 0;
+    unsigned char head_[14]{};
+    std::size_t have_ = 0;
+    std::deque<frame> frames_;
+};
+
 // --- The lower transport's shared state --------------------------------------------
 //
 // Owned by the WebSocket transport and, while they run, by the coroutines of
@@ -110,6 +220,14 @@ struct lower_state : std::enable_shared_from_this<lower_state> {
     asio::steady_timer wake; // cancelled after each round: wakes flush() waiters
     bool lower_shut = false; // lower->shutdown() was called
     bool closed = false;     // lower->close() was called
+    // Called when a read of Beast's finds nothing in the layer below and has
+    // to wait: everything received so far has been decoded.
+    std::function<void()> on_read_wait;
+    frame_tracker frames; // what Beast received (fed by every read below)
+
+    void received(asio::mutable_buffer b, std::size_t n) {
+        if (n > 0) frames.feed(static_cast<const unsigned char*>(b.data()), n);
+    }
 
     template <class ConstBufferSequence>
     std::size_t append(const ConstBufferSequence& bs) {
@@ -241,6 +359,7 @@ asio::awaitable<std::pair<error_code, std::size_t>> wait_then_read(std::shared_p
         if (st->closed) co_return std::pair<error_code, std::size_t>{asio::error::operation_aborted, 0};
         error_code ec;
         const std::size_t n = st->lower->read_some(b, ec);
+        st->received(b, n);
         if (ec != asio::error::would_block) co_return std::pair<error_code, std::size_t>{ec, n};
     }
 }
@@ -250,12 +369,15 @@ void start_read(const std::shared_ptr<lower_state>& st, asio::mutable_buffer b, 
     std::size_t n = 0;
     if (st->closed)
         ec = asio::error::operation_aborted;
-    else if (b.size() != 0)
+    else if (b.size() != 0) {
         n = st->lower->read_some(b, ec); // bytes may be there already: no wait
+        st->received(b, n);
+    }
     if (b.size() == 0 || ec != asio::error::would_block) {
         post_complete(st->ex, std::move(h), ec, n);
         return;
     }
+    if (st->on_read_wait) st->on_read_wait();
     auto slot = asio::get_associated_cancellation_slot(h);
     // Cancellation reaches the lower wait through co_spawn's cancellation state.
     asio::co_spawn(st->ex, wait_then_read(st, b),
@@ -332,8 +454,12 @@ public:
 
     template <class MutableBufferSequence>
     std::size_t read_some(const MutableBufferSequence& buffers, error_code& ec) {
-        // Non-blocking: would_block here would fail the stream (never happens, see the top).
-        return st_->lower->read_some(first_buffer(buffers), ec);
+        // Non-blocking: would_block here would fail the stream (never happens:
+        // Beast's synchronous read only runs when the tracker says it needs no I/O).
+        const auto b = first_buffer(buffers);
+        const std::size_t n = st_->lower->read_some(b, ec);
+        st_->received(b, n);
+        return n;
     }
     template <class MutableBufferSequence>
     std::size_t read_some(const MutableBufferSequence& buffers) {
@@ -457,126 +583,259 @@ bool offers_xmpp(const http::request<http::empty_body>& req) {
 
 // --- The WebSocket transport ----------------------------------------------------------
 
-class ws_transport final : public transport {
-public:
-    ws_transport(std::shared_ptr<lower_state> st, const options& o)
-        : st_(std::move(st)), ws_(st_), close_timeout_(o.close_timeout) {
-        ws_.read_message_max(o.max_message_bytes); // Beast checks each frame header against it
-        ws_.auto_fragment(false);                  // one message, one frame
-        ws_.write_buffer_bytes(1024);              // the client's masking buffer (kept while open)
-        ws_.text(true);
+constexpr std::size_t inbox_high_water = 64 * 1024; // the read-ahead pauses above it
+constexpr std::size_t inbox_low_water = 16 * 1024;  // ... and resumes below it
+constexpr std::size_t copy_chunk = 2048;            // > Beast's 1536-byte read buffer
+
+// What the transport and its read-ahead coroutine share: Beast's stream and
+// the inbox of decoded messages.
+struct ws_core : std::enable_shared_from_this<ws_core> {
+    ws_core(std::shared_ptr<lower_state> s, const options& o)
+        : st(std::move(s)), ws(st), close_timeout(o.close_timeout), data_ready(st->ex), pump_wake(st->ex) {
+        ws.read_message_max(o.max_message_bytes); // Beast checks each frame header against it
+        ws.auto_fragment(false);                  // one message, one frame
+        ws.write_buffer_bytes(1024);              // the client's masking buffer (kept while open)
+        ws.text(true);
+        data_ready.expires_at(asio::steady_timer::time_point::max());
+        pump_wake.expires_at(asio::steady_timer::time_point::max());
     }
-    ws_transport(const ws_transport&) = delete;
-    ws_transport& operator=(const ws_transport&) = delete;
-    // Ends what still runs on the lower transport (it lives as long as they do).
-    ~ws_transport() override { st_->close(); }
 
-    ws_stream& stream() noexcept { return ws_; }
+    std::shared_ptr<lower_state> st;
+    ws_stream ws;
+    std::chrono::milliseconds close_timeout;
+    websocket::close_code close_code = websocket::close_code::normal;
 
-    // After the opening handshake: Beast's "handshake" timeout also bounds
-    // the closing handshake; no idle timeout (the session has its own).
+    // The inbox: decoded payload not yet read, in_[in_pos..]; in_base is the
+    // stream offset of in_[0]; ends holds the stream offsets where messages end.
+    std::string in;
+    std::size_t in_pos = 0;
+    std::uint64_t in_base = 0;
+    std::deque<std::uint64_t> ends;
+    bool open_msg = false; // bytes of an unfinished message are in the inbox
+    error_code pending;    // what reads report once the inbox is drained (sticky)
+
+    bool pump_started = false, pump_running = false, paused = false;
+    bool shut = false;   // shutdown() started
+    bool closed = false; // close() was called
+    bool complete = false;
+    asio::steady_timer data_ready; // cancelled when the inbox became readable
+    asio::steady_timer pump_wake;  // cancelled when a paused read-ahead may go on
+
+    std::size_t buffered() const noexcept { return in.size() - in_pos; }
+
+    // read_some() can return something: a byte of a message whose end is
+    // known, or all but the last byte of one whose end is not, or an error.
+    bool readable() const noexcept { return closed || pending || buffered() > (ends.empty() ? 1u : 0u); }
+
+    void signal() {
+        if (readable()) data_ready.cancel();
+    }
+
+    void end_message() {
+        if (!open_msg) return; // an empty message carries no element: skipped
+        ends.push_back(in_base + in.size());
+        open_msg = false;
+    }
+
     void opened() {
+        // Beast's "handshake" timeout bounds the closing handshake too; no idle
+        // timeout (the session keeps the stream alive its own way).
         websocket::stream_base::timeout t{};
-        t.handshake_timeout = close_timeout_.count() > 0
-                                  ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(close_timeout_)
+        t.handshake_timeout = close_timeout.count() > 0
+                                  ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(close_timeout)
                                   : websocket::stream_base::none();
         t.idle_timeout = websocket::stream_base::none();
         t.keep_alive_pings = false;
-        ws_.set_option(t);
+        ws.set_option(t);
+        st->on_read_wait = [w = weak_from_this()] {
+            if (auto c = w.lock()) c->signal();
+        };
     }
 
-    asio::any_io_executor get_executor() override { return st_->ex; }
-
-    std::size_t read_some(asio::mutable_buffer buf, error_code& ec) override {
+    std::size_t read_some(asio::mutable_buffer buf, error_code& ec) {
         ec = {};
         if (buf.size() == 0) {
             ec = asio::error::invalid_argument; // 0 always comes with an error
             return 0;
         }
-        if (read_error_) {
-            ec = read_error_;
+        if (closed) {
+            ec = asio::error::operation_aborted;
             return 0;
         }
-        if (!avail_ && !end_) {
-            ec = asio::error::would_block;
+        const std::uint64_t pos = in_base + in_pos;
+        // Up to the message's end; when that is unknown, all but the last
+        // byte, which waits to learn whether it ends the message (a
+        // fragmented message may end with an empty frame, RFC 6455 5.4).
+        const std::size_t limit =
+            !ends.empty() ? static_cast<std::size_t>(ends.front() - pos) : (buffered() > 0 ? buffered() - 1 : 0);
+        if (limit == 0) {
+            ec = pending ? pending : error_code(asio::error::would_block);
             return 0;
         }
-        auto* out = static_cast<char*>(buf.data());
-        std::size_t n = 0;
-        if (stash_ >= 0) {
-            out[n++] = static_cast<char>(stash_);
-            stash_ = -1;
+        const std::size_t n = std::min(limit, buf.size());
+        std::memcpy(buf.data(), in.data() + in_pos, n);
+        in_pos += n;
+        complete = !ends.empty() && pos + n == ends.front();
+        if (complete) ends.pop_front();
+        if (in_pos == in.size()) { // drained: no read buffer is kept while idle
+            in_base += in.size();
+            std::string().swap(in);
+            in_pos = 0;
+        } else if (in_pos >= inbox_low_water && in_pos >= in.size() / 2) {
+            in.erase(0, in_pos);
+            in_base += in_pos;
+            in_pos = 0;
         }
-        if (end_) { // the message ended after the byte held back
-            end_ = false;
-            complete_ = true;
-            return n;
-        }
-        if (n == buf.size()) { // more of the message is buffered: not its end
-            complete_ = false;
-            return n;
-        }
-        // Copies from Beast's read buffer, which wait_read() filled: no I/O.
-        error_code rec;
-        n += ws_.read_some(asio::mutable_buffer(out + n, buf.size() - n), rec);
-        avail_ = false;
-        if (rec) {
-            read_error_ = read_error_of(rec);
-            ec = read_error_;
-            return 0;
-        }
-        if (ws_.is_message_done()) {
-            complete_ = true;
-            return n;
-        }
-        if (n == 0) { // defensive: nothing copied
-            ec = asio::error::would_block;
-            return 0;
-        }
-        // Hold the last byte back until we know whether it ends the message.
-        stash_ = static_cast<unsigned char>(out[n - 1]);
-        --n;
-        complete_ = false;
-        if (n == 0) {
-            ec = asio::error::would_block;
-            return 0;
-        }
+        if (paused && buffered() < inbox_low_water) pump_wake.cancel();
         return n;
     }
 
-    asio::awaitable<void> wait_read() override {
-        while (!read_error_ && !avail_ && !end_) {
-            // A zero-size read: completes when Beast holds payload of the
-            // current message, or at its end. Pings, pongs and a Close frame
-            // are handled inside.
-            // (Not a null pointer: Beast's UTF-8 check does arithmetic on it.)
-            static char nothing;
-            auto r = co_await ws_.async_read_some(asio::mutable_buffer(&nothing, 0), asio::as_tuple(asio::use_awaitable));
-            const error_code ec = std::get<0>(r);
-            if (closed_) {
-                read_error_ = asio::error::operation_aborted;
-                break;
-            }
-            if (ec) {
-                // Our own shutdown took the reading over: the stream ends.
-                read_error_ = shut_ ? error_code(asio::error::eof) : read_error_of(ec);
-                break;
-            }
-            if (ws_.got_binary()) { // RFC 7395 3.2: text only
-                read_error_ = errc::binary_frame;
-                close_code_ = websocket::close_code::unknown_data; // 1003 (RFC 6455 7.4.1) at shutdown()
-                break;
-            }
-            if (ws_.is_message_done()) {
-                // An empty final frame: the end of the message whose last
-                // byte we hold; without one, an empty message (skipped).
-                if (stash_ >= 0) end_ = true;
+    bool pump_should_stop() const noexcept { return closed || shut || pending; }
+
+    // The read-ahead: decodes whatever Beast can deliver into the inbox and
+    // tells the reader when Beast has to wait for the layer below (so that a
+    // read_some() loop gets every message already received, as over TCP).
+    // Each step is a zero-size asynchronous read, which holds no buffer while
+    // it waits and returns once Beast holds payload of the current message
+    // (pings, pongs and Close frames are handled inside), then Beast's
+    // synchronous read, which then only copies from Beast's buffer.
+    static asio::awaitable<void> pump(std::shared_ptr<ws_core> c) {
+        static char nothing; // not a null pointer: Beast's UTF-8 check does arithmetic on it
+        while (!c->pump_should_stop()) {
+            if (c->buffered() >= inbox_high_water) { // back-pressure: the reader is behind
+                c->paused = true;
+                c->signal();
+                auto w = co_await c->pump_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+                (void)w;
+                c->paused = false;
                 continue;
             }
-            avail_ = true;
+            if (!c->st->frames.ready()) {
+                // Nothing Beast can deliver without I/O: wait for it.
+                auto r = co_await c->ws.async_read_some(asio::mutable_buffer(&nothing, 0),
+                                                        asio::as_tuple(asio::use_awaitable));
+                const error_code ec = std::get<0>(r);
+                if (c->closed) break;
+                if (ec) {
+                    // Our own shutdown took the reading over: the stream ends.
+                    c->pending = c->shut ? error_code(asio::error::eof) : read_error_of(ec);
+                    break;
+                }
+                c->st->frames.on_read(0, c->ws.is_message_done());
+                if (c->ws.got_binary()) { // RFC 7395 3.2: text only
+                    c->pending = errc::binary_frame;
+                    c->close_code = websocket::close_code::unknown_data; // 1003 (RFC 6455 7.4.1) at shutdown()
+                    break;
+                }
+                if (c->ws.is_message_done()) { // an empty final frame
+                    c->end_message();
+                    continue;
+                }
+            }
+            if (c->pump_should_stop()) break;
+            // Copies from Beast's buffer (and answers pings there): no I/O.
+            const std::size_t old = c->in.size();
+            c->in.resize(old + copy_chunk);
+            error_code rec;
+            const std::size_t n = c->ws.read_some(asio::mutable_buffer(c->in.data() + old, copy_chunk), rec);
+            c->in.resize(old + n);
+            if (!c->st->out.empty() && !c->st->flushing) // a pong, or the Close of a failed read
+                asio::co_spawn(c->st->ex, drain(c->st), asio::detached);
+            if (rec) {
+                c->pending = read_error_of(rec);
+                break;
+            }
+            const bool done = c->ws.is_message_done();
+            c->st->frames.on_read(n, done);
+            if (c->ws.got_binary()) { // (a new message, read without the wait above)
+                c->in.resize(old);
+                c->pending = errc::binary_frame;
+                c->close_code = websocket::close_code::unknown_data;
+                break;
+            }
+            if (n) c->open_msg = true;
+            if (done) c->end_message();
         }
-        if (read_error_ == asio::error::operation_aborted)
-            throw system_error(asio::error::operation_aborted, "WebSocket wait_read");
+        // Reads report something once the inbox is drained: never would_block
+        // with nothing left to wait for.
+        if (!c->pending) c->pending = c->closed ? error_code(asio::error::operation_aborted) : error_code(asio::error::eof);
+        c->pump_running = false;
+        c->data_ready.cancel();
+    }
+
+    void start_pump() {
+        if (pump_started) return;
+        pump_started = pump_running = true;
+        asio::co_spawn(st->ex, pump(shared_from_this()), asio::detached);
+    }
+
+    // Close frame, the peer's Close frame (bounded by close_timeout), then
+    // the lower shutdown. Throws when our side could not be sent.
+    asio::awaitable<void> close_handshake(websocket::close_code code) {
+        auto self = shared_from_this();
+        shut = true;
+        pump_wake.cancel(); // a paused read-ahead ends
+        if (ws.is_open()) {
+            auto r = co_await ws.async_close(websocket::close_reason(code), asio::as_tuple(asio::use_awaitable));
+            const error_code ec = std::get<0>(r);
+            // A peer that closed first (its Close frame still unread) may make
+            // ours fail with EPIPE or a reset: the connection is over anyway.
+            if (st->write_error && !peer_gone(st->write_error))
+                throw system_error(st->write_error, "WebSocket close");
+            const auto cs = co_await asio::this_coro::cancellation_state;
+            if (closed || cs.cancelled() != asio::cancellation_type::none)
+                throw system_error(asio::error::operation_aborted, "WebSocket close");
+            // Otherwise the peer answered (ec empty), went away (eof) or did not
+            // answer in time (timeout: Beast closed the layer below): done.
+            (void)ec;
+        }
+        if (!pending) pending = asio::error::eof;
+        signal();
+        if (!st->lower_shut && !st->closed && !st->write_error) {
+            st->lower_shut = true;
+            co_await st->lower->shutdown();
+        }
+    }
+
+    asio::awaitable<void> close_quietly(websocket::close_code code) {
+        try {
+            co_await close_handshake(code);
+        } catch (const system_error&) {
+        }
+    }
+
+    void close() noexcept {
+        closed = true;
+        st->on_read_wait = nullptr;
+        st->close();
+        data_ready.cancel();
+        pump_wake.cancel();
+    }
+};
+
+class ws_transport final : public transport {
+public:
+    explicit ws_transport(std::shared_ptr<ws_core> c) : c_(std::move(c)) {}
+    ws_transport(const ws_transport&) = delete;
+    ws_transport& operator=(const ws_transport&) = delete;
+    // Ends what still runs on the lower transport (the read-ahead, a flush).
+    ~ws_transport() override { c_->close(); }
+
+    asio::any_io_executor get_executor() override { return c_->st->ex; }
+
+    std::size_t read_some(asio::mutable_buffer buf, error_code& ec) override { return c_->read_some(buf, ec); }
+
+    asio::awaitable<void> wait_read() override {
+        c_->start_pump();
+        for (;;) {
+            if (c_->closed) throw system_error(asio::error::operation_aborted, "WebSocket wait_read");
+            if (c_->readable() || !c_->pump_running) co_return;
+            auto r = co_await c_->data_ready.async_wait(asio::as_tuple(asio::use_awaitable));
+            (void)r; // cancelled by the read-ahead, by close(), or by our own cancellation:
+            const auto cs = co_await asio::this_coro::cancellation_state;
+            if (cs.cancelled() != asio::cancellation_type::none)
+                throw system_error(asio::error::operation_aborted, "WebSocket wait_read");
+        }
     }
 
     asio::awaitable<void> write(std::string_view data) override {
@@ -585,105 +844,56 @@ public:
     }
 
     asio::awaitable<void> write_messages(std::span<const std::string_view> messages) override {
-        if (closed_) throw system_error(asio::error::operation_aborted, "WebSocket write");
-        if (shut_ || !ws_.is_open()) throw system_error(asio::error::not_connected, "WebSocket write: the WebSocket is closed");
+        if (c_->closed) throw system_error(asio::error::operation_aborted, "WebSocket write");
+        if (c_->shut || !c_->ws.is_open())
+            throw system_error(asio::error::not_connected, "WebSocket write: the WebSocket is closed");
         for (const auto m : messages) {
             error_code ec;
-            ws_.write(asio::const_buffer(m.data(), m.size()), ec); // frames into the pending buffer
+            c_->ws.write(asio::const_buffer(m.data(), m.size()), ec); // frames into the pending buffer
             if (ec) throw system_error(ec, "WebSocket write");
         }
-        co_await flush(st_);
+        co_await flush(c_->st);
     }
 
     asio::awaitable<void> shutdown() override {
-        if (closed_) throw system_error(asio::error::operation_aborted, "WebSocket shutdown");
-        if (shut_) co_return;
-        co_await close_handshake(close_code_);
+        if (c_->closed) throw system_error(asio::error::operation_aborted, "WebSocket shutdown");
+        if (c_->shut) co_return;
+        co_await c_->close_handshake(c_->close_code);
     }
 
-    // Close frame, the peer's Close frame (bounded by close_timeout), then
-    // the lower shutdown. Throws when our side could not be sent.
-    asio::awaitable<void> close_handshake(websocket::close_code code) {
-        shut_ = true;
-        avail_ = end_ = false; // Beast's closing handshake reads from here on
-        stash_ = -1;
-        if (ws_.is_open()) {
-            auto r = co_await ws_.async_close(websocket::close_reason(code), asio::as_tuple(asio::use_awaitable));
-            const error_code ec = std::get<0>(r);
-            // A peer that closed first (its Close frame still unread) may make
-            // ours fail with EPIPE or a reset: the connection is over anyway.
-            if (st_->write_error && !peer_gone(st_->write_error))
-                throw system_error(st_->write_error, "WebSocket close");
-            const auto cs = co_await asio::this_coro::cancellation_state;
-            if (closed_ || cs.cancelled() != asio::cancellation_type::none)
-                throw system_error(asio::error::operation_aborted, "WebSocket close");
-            // Otherwise the peer answered (ec empty), went away (eof) or did not
-            // answer in time (timeout: Beast closed the layer below): done.
-            (void)ec;
-        }
-        if (!read_error_) read_error_ = asio::error::eof;
-        if (!st_->lower_shut && !st_->closed && !st_->write_error) {
-            st_->lower_shut = true;
-            co_await st_->lower->shutdown();
-        }
-    }
+    void close() noexcept override { c_->close(); }
 
-    // As close_handshake(), errors ignored.
-    asio::awaitable<void> close_quietly(websocket::close_code code) {
-        try {
-            co_await close_handshake(code);
-        } catch (const system_error&) {
-        }
-    }
-
-    // Answers an HTTP error to a refused upgrade request, then closes.
-    asio::awaitable<void> refuse(http::status status, std::string text) {
-        http::response<http::string_body> res{status, 11};
-        res.set(http::field::server, "asio-xmpp");
-        res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.set(http::field::connection, "close");
-        res.body() = std::move(text);
-        res.body() += '\n';
-        res.prepare_payload();
-        auto r = co_await http::async_write(ws_.next_layer(), res, asio::as_tuple(asio::use_awaitable));
-        if (!std::get<0>(r)) {
-            const error_code down = co_await teardown_lower(st_);
-            if (!down) co_await linger(st_);
-        }
-        close();
-    }
-
-    void close() noexcept override {
-        closed_ = true;
-        avail_ = end_ = false;
-        if (!read_error_) read_error_ = asio::error::operation_aborted;
-        st_->close();
-    }
-
-    bool is_secure() const noexcept override { return st_->lower->is_secure(); }
-    bool peer_verified() const noexcept override { return st_->lower->peer_verified(); }
-    int tls_version() const noexcept override { return st_->lower->tls_version(); }
+    bool is_secure() const noexcept override { return c_->st->lower->is_secure(); }
+    bool peer_verified() const noexcept override { return c_->st->lower->peer_verified(); }
+    int tls_version() const noexcept override { return c_->st->lower->tls_version(); }
     std::vector<std::uint8_t> channel_binding(std::string_view type) const override {
-        return st_->lower->channel_binding(type);
+        return c_->st->lower->channel_binding(type);
     }
-    std::string remote_endpoint_text() const override { return st_->lower->remote_endpoint_text(); }
+    std::string remote_endpoint_text() const override { return c_->st->lower->remote_endpoint_text(); }
 
     bool message_oriented() const noexcept override { return true; }
-    bool message_complete() const noexcept override { return complete_; }
+    bool message_complete() const noexcept override { return c_->complete; }
 
 private:
-    std::shared_ptr<lower_state> st_;
-    ws_stream ws_;
-    std::chrono::milliseconds close_timeout_;
-    websocket::close_code close_code_ = websocket::close_code::normal;
-    error_code read_error_; // sticky; read_some() reports it
-    bool avail_ = false;    // Beast holds payload bytes of the current message
-    bool end_ = false;      // the message ended after the byte in stash_
-    bool complete_ = false; // message_complete()
-    int stash_ = -1;        // a byte held back (0..255), -1 none
-    bool shut_ = false;     // shutdown() started
-    bool closed_ = false;   // close() was called
+    std::shared_ptr<ws_core> c_;
 };
+
+// Answers an HTTP error to a refused upgrade request, then closes.
+asio::awaitable<void> refuse(std::shared_ptr<ws_core> c, http::status status, std::string text) {
+    http::response<http::string_body> res{status, 11};
+    res.set(http::field::server, "asio-xmpp");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.set(http::field::connection, "close");
+    res.body() = std::move(text);
+    res.body() += '\n';
+    res.prepare_payload();
+    auto r = co_await http::async_write(c->ws.next_layer(), res, asio::as_tuple(asio::use_awaitable));
+    if (!std::get<0>(r)) {
+        const error_code down = co_await teardown_lower(c->st);
+        if (!down) co_await linger(c->st);
+    }
+    c->close();
+}
 
 // --- Handshakes ---------------------------------------------------------------------
 
@@ -694,14 +904,14 @@ asio::awaitable<std::unique_ptr<transport>> connect_impl(std::unique_ptr<transpo
         throw std::invalid_argument("ws::connect: empty target, or CR, LF or NUL in a header value");
     const std::string where = "WebSocket handshake with " + lower->remote_endpoint_text();
     auto st = std::make_shared<lower_state>(std::move(lower));
-    auto t = std::make_unique<ws_transport>(st, opts);
-    t->stream().set_option(websocket::stream_base::decorator([origin = opts.origin](websocket::request_type& req) {
+    auto t = std::make_shared<ws_core>(st, opts);
+    t->ws.set_option(websocket::stream_base::decorator([origin = opts.origin](websocket::request_type& req) {
         req.set(http::field::sec_websocket_protocol, "xmpp"); // RFC 7395 3.1
         req.set(http::field::user_agent, "asio-xmpp");
         if (!origin.empty()) req.set(http::field::origin, origin);
     }));
     websocket::response_type res;
-    auto r = co_await t->stream().async_handshake(res, opts.host, opts.target, asio::as_tuple(asio::use_awaitable));
+    auto r = co_await t->ws.async_handshake(res, opts.host, opts.target, asio::as_tuple(asio::use_awaitable));
     if (const error_code ec = std::get<0>(r)) {
         t->close();
         throw_handshake_error(ec, &res, where);
@@ -717,7 +927,7 @@ asio::awaitable<std::unique_ptr<transport>> connect_impl(std::unique_ptr<transpo
                            where + ": the server did not select the xmpp subprotocol (Sec-WebSocket-Protocol: '" +
                                proto + "')");
     }
-    std::unique_ptr<transport> out = std::move(t);
+    std::unique_ptr<transport> out = std::make_unique<ws_transport>(std::move(t));
     co_return out;
 }
 
@@ -725,23 +935,23 @@ asio::awaitable<std::unique_ptr<transport>> accept_impl(std::unique_ptr<transpor
     if (!lower) throw std::invalid_argument("ws::accept: no transport");
     const std::string where = "WebSocket handshake from " + lower->remote_endpoint_text();
     auto st = std::make_shared<lower_state>(std::move(lower));
-    auto t = std::make_unique<ws_transport>(st, opts);
+    auto t = std::make_shared<ws_core>(st, opts);
 
     // The request, read with our own limit (Beast's accept reads into its
     // 1536-byte frame buffer).
     beast::flat_buffer buf(opts.max_header_bytes);
     http::request_parser<http::empty_body> p;
     p.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(opts.max_header_bytes, UINT32_MAX)));
-    auto r = co_await http::async_read(t->stream().next_layer(), buf, p, asio::as_tuple(asio::use_awaitable));
+    auto r = co_await http::async_read(t->ws.next_layer(), buf, p, asio::as_tuple(asio::use_awaitable));
     if (const error_code ec = std::get<0>(r)) {
         if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-            co_await t->refuse(http::status::request_header_fields_too_large, "request header too large");
+            co_await refuse(t, http::status::request_header_fields_too_large, "request header too large");
             throw system_error(errc::handshake_failed, where + ": the request header exceeds " +
                                                            std::to_string(opts.max_header_bytes) + " bytes");
         }
         if (ec.category() == http_category() && ec != http::error::end_of_stream &&
             ec != http::error::partial_message) {
-            co_await t->refuse(http::status::bad_request, "malformed request");
+            co_await refuse(t, http::status::bad_request, "malformed request");
             throw system_error(errc::handshake_failed, where + ": malformed HTTP request (" + ec.message() + ")");
         }
         t->close();
@@ -750,36 +960,36 @@ asio::awaitable<std::unique_ptr<transport>> accept_impl(std::unique_ptr<transpor
     const auto& req = p.get();
     const std::string_view target(req.target().data(), req.target().size());
     if (!opts.path.empty() && target_path(target) != opts.path) {
-        co_await t->refuse(http::status::not_found, "no XMPP WebSocket endpoint here");
+        co_await refuse(t, http::status::not_found, "no XMPP WebSocket endpoint here");
         throw system_error(errc::not_found, where + ": request for '" + std::string(target) + "', the endpoint is '" +
                                                 opts.path + "'");
     }
     if (!websocket::is_upgrade(req)) { // RFC 6455 4.2.1: GET, HTTP/1.1, Upgrade: websocket, Connection: Upgrade
-        co_await t->refuse(http::status::bad_request, "not a WebSocket upgrade request");
+        co_await refuse(t, http::status::bad_request, "not a WebSocket upgrade request");
         throw system_error(errc::handshake_failed, where + ": not a WebSocket upgrade request");
     }
     if (!offers_xmpp(req)) { // RFC 7395 3.1
-        co_await t->refuse(http::status::bad_request, "the xmpp WebSocket subprotocol (RFC 7395) is required");
+        co_await refuse(t, http::status::bad_request, "the xmpp WebSocket subprotocol (RFC 7395) is required");
         throw system_error(errc::no_subprotocol, where + ": the request does not offer the xmpp subprotocol");
     }
     if (buf.size() != 0) { // RFC 6455 4.1: the client waits for our answer before it sends
-        co_await t->refuse(http::status::bad_request, "data before the handshake answer");
+        co_await refuse(t, http::status::bad_request, "data before the handshake answer");
         throw system_error(errc::handshake_failed, where + ": data sent before the handshake answer");
     }
-    t->stream().set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+    t->ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
         if (res.result() == http::status::switching_protocols)
             res.set(http::field::sec_websocket_protocol, "xmpp");
         res.set(http::field::server, "asio-xmpp");
     }));
     // Beast checks the rest (version 13: else 426, RFC 6455 4.4; the key) and
     // answers 101, or an error status itself.
-    auto r2 = co_await t->stream().async_accept(req, asio::as_tuple(asio::use_awaitable));
+    auto r2 = co_await t->ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
     if (const error_code ec = std::get<0>(r2)) {
         t->close();
         throw_handshake_error(ec, nullptr, where);
     }
     t->opened();
-    std::unique_ptr<transport> out = std::move(t);
+    std::unique_ptr<transport> out = std::make_unique<ws_transport>(std::move(t));
     co_return out;
 }
 

@@ -1,4 +1,4 @@
-// RFC 7395 against Prosody's mod_websocket (ws:// and wss://), and XEP-0156
+// RFC 7395 against Prosody's mod_websocket and ejabberd (ws:// and wss://), and XEP-0156
 // discovery against an HTTPS server of the test's own (our TLS transport, a
 // test certificate) with the domain resolved through a real dnsmasq.
 #include "support.hpp"
@@ -40,75 +40,95 @@ tls::context client_ctx(const std::filesystem::path& ca) {
 
 // --- Prosody ----------------------------------------------------------------------------
 
+namespace {
+
+// An RFC 7395 stream opened and closed against a server's endpoint.
+void open_and_close(const tb::server& srv, bool secure) {
+    INFO((secure ? "wss" : "ws"));
+    const auto ctx = client_ctx(srv.ca_file());
+    const unsigned short port = secure ? srv.websocket_tls_port() : srv.websocket_port();
+    REQUIRE(port != 0);
+    asio::io_context io;
+    run_co(io, [&]() -> asio::awaitable<void> {
+        tcp::socket sock(io);
+        co_await sock.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), asio::use_awaitable);
+        transport_ptr lower;
+        if (secure)
+            lower = co_await tls::connect(std::move(sock), ctx, "localhost");
+        else
+            lower = tls::make_tcp_transport(std::move(sock));
+        ws::options o;
+        o.host = "localhost:" + std::to_string(port);
+        o.target = "/xmpp-websocket";
+        auto t = co_await ws::connect(std::move(lower), o);
+        CHECK(t->is_secure() == secure);
+        if (secure) {
+            CHECK(t->peer_verified());
+            CHECK(t->channel_binding("tls-exporter").size() == 32);
+        }
+
+        co_await t->write("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
+        const auto open = co_await read_message(*t);
+        INFO(open);
+        CHECK(open.rfind("<open", 0) == 0);
+        CHECK(open.find("urn:ietf:params:xml:ns:xmpp-framing") != std::string::npos);
+        CHECK(open.find("localhost") != std::string::npos);
+        const auto features = co_await read_message(*t);
+        INFO(features);
+        CHECK(features.find("features") != std::string::npos);
+        CHECK(features.find("urn:ietf:params:xml:ns:xmpp-sasl") != std::string::npos);
+
+        co_await t->write("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+        const auto close = co_await read_message(*t);
+        INFO(close);
+        CHECK(close.rfind("<close", 0) == 0);
+        co_await t->shutdown();
+    }());
+}
+
+// A request for another path than the endpoint's.
+void wrong_path(const tb::server& srv, bool secure) {
+    INFO((secure ? "wss" : "ws"));
+    const auto ctx = client_ctx(srv.ca_file());
+    asio::io_context io;
+    run_co(io, [&]() -> asio::awaitable<void> {
+        tcp::socket sock(io);
+        const unsigned short port = secure ? srv.websocket_tls_port() : srv.websocket_port();
+        co_await sock.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), asio::use_awaitable);
+        transport_ptr lower;
+        if (secure)
+            lower = co_await tls::connect(std::move(sock), ctx, "localhost");
+        else
+            lower = tls::make_tcp_transport(std::move(sock));
+        ws::options o;
+        o.host = "localhost";
+        o.target = "/no-such-endpoint";
+        const auto f = co_await failure_of(ws::connect(std::move(lower), o));
+        INFO(f.second);
+        CHECK(f.first == ws::errc::handshake_failed);
+        CHECK(f.second.find("HTTP 404") != std::string::npos);
+    }());
+}
+
+} // namespace
+
 TEST_CASE("websocket: Prosody mod_websocket, ws:// and wss://", "[websocket][prosody]") {
     tb::prosody_options po;
     po.websocket = true;
     tb::prosody_server srv(po);
-    REQUIRE(srv.websocket_port() != 0);
-    REQUIRE(srv.websocket_tls_port() != 0);
-    const auto ctx = client_ctx(srv.ca_file());
-
-    const bool secure = GENERATE(false, true);
-    SECTION("an XMPP stream opened and closed") {
-        INFO((secure ? "wss" : "ws"));
-        const unsigned short port = secure ? srv.websocket_tls_port() : srv.websocket_port();
-        asio::io_context io;
-        run_co(io, [&]() -> asio::awaitable<void> {
-            tcp::socket sock(io);
-            co_await sock.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), asio::use_awaitable);
-            transport_ptr lower;
-            if (secure)
-                lower = co_await tls::connect(std::move(sock), ctx, "localhost");
-            else
-                lower = tls::make_tcp_transport(std::move(sock));
-            ws::options o;
-            o.host = "localhost:" + std::to_string(port);
-            o.target = "/xmpp-websocket";
-            auto t = co_await ws::connect(std::move(lower), o);
-            CHECK(t->is_secure() == secure);
-            if (secure) {
-                CHECK(t->peer_verified());
-                CHECK(t->channel_binding("tls-exporter").size() == 32);
-            }
-
-            co_await t->write("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
-            const auto open = co_await read_message(*t);
-            INFO(open);
-            CHECK(open.rfind("<open", 0) == 0);
-            CHECK(open.find("urn:ietf:params:xml:ns:xmpp-framing") != std::string::npos);
-            CHECK(open.find("from='localhost'") != std::string::npos);
-            const auto features = co_await read_message(*t);
-            INFO(features);
-            CHECK(features.find("features") != std::string::npos);
-            CHECK(features.find("urn:ietf:params:xml:ns:xmpp-sasl") != std::string::npos);
-
-            co_await t->write("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
-            const auto close = co_await read_message(*t);
-            INFO(close);
-            CHECK(close.rfind("<close", 0) == 0);
-            co_await t->shutdown();
-        }());
+    for (const bool secure : {false, true}) {
+        open_and_close(srv, secure);
+        wrong_path(srv, secure);
     }
+}
 
-    SECTION("another path: HTTP 404 from Prosody") {
-        INFO((secure ? "wss" : "ws"));
-        asio::io_context io;
-        run_co(io, [&]() -> asio::awaitable<void> {
-            tcp::socket sock(io);
-            const unsigned short port = secure ? srv.websocket_tls_port() : srv.websocket_port();
-            co_await sock.async_connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), asio::use_awaitable);
-            transport_ptr lower;
-            if (secure)
-                lower = co_await tls::connect(std::move(sock), ctx, "localhost");
-            else
-                lower = tls::make_tcp_transport(std::move(sock));
-            ws::options o;
-            o.host = "localhost";
-            o.target = "/no-such-endpoint";
-            const auto f = co_await failure_of(ws::connect(std::move(lower), o));
-            CHECK(f.first == ws::errc::handshake_failed);
-            CHECK(f.second.find("HTTP 404") != std::string::npos);
-        }());
+TEST_CASE("websocket: ejabberd ejabberd_http_ws, ws:// and wss://", "[websocket][ejabberd]") {
+    tb::ejabberd_options eo;
+    eo.websocket = true;
+    tb::ejabberd_server srv(eo);
+    for (const bool secure : {false, true}) {
+        open_and_close(srv, secure);
+        wrong_path(srv, secure);
     }
 }
 

@@ -392,6 +392,139 @@ TEST_CASE("websocket: message boundaries with small and large reads", "[websocke
 
 namespace {
 
+// Reads one message with a random buffer size for each read_some().
+asio::awaitable<std::string> read_message_random(xmpp::transport& t, std::mt19937& rng) {
+    std::string msg;
+    std::vector<char> buf(6000);
+    for (;;) {
+        const std::size_t chunk = std::uniform_int_distribution<std::size_t>(1, buf.size())(rng);
+        error_code ec;
+        const std::size_t n = t.read_some(asio::buffer(buf.data(), chunk), ec);
+        if (ec == asio::error::would_block) {
+            co_await t.wait_read();
+            continue;
+        }
+        if (ec) throw system_error(ec, "read_message_random");
+        REQUIRE(n > 0);
+        msg.append(buf.data(), n);
+        if (t.message_complete()) co_return msg;
+    }
+}
+
+// A random stream of frames: messages in 1-4 fragments (some empty, an empty
+// final one at times), empty messages, pings and pongs between fragments.
+struct random_stream {
+    std::string wire;                   // what the peer sends
+    std::vector<std::string> messages;  // what the reader must get (non-empty ones)
+    std::vector<std::string> pings;     // payloads, in order
+};
+
+random_stream make_stream(std::mt19937& rng, int count, bool mask) {
+    random_stream r;
+    auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    auto control = [&] {
+        const int k = pick(0, 9);
+        if (k == 0) {
+            std::string p(static_cast<std::size_t>(pick(0, 125)), static_cast<char>('a' + pick(0, 25)));
+            r.pings.push_back(p);
+            r.wire += frame(9, p, true, mask);
+        } else if (k == 1) {
+            r.wire += frame(10, "unsolicited", true, mask);
+        }
+    };
+    for (int i = 0; i < count; ++i) {
+        const int kind = pick(0, 9);
+        std::size_t size = kind < 6 ? static_cast<std::size_t>(pick(1, 300)) : kind < 9 ? static_cast<std::size_t>(pick(300, 5000)) : 0;
+        std::string m;
+        for (std::size_t j = 0; j < size; ++j) m += static_cast<char>('A' + (i + static_cast<int>(j)) % 26);
+        const int parts = size == 0 ? 1 : pick(1, 4);
+        std::size_t at = 0;
+        for (int f = 0; f < parts; ++f) {
+            const bool last = f == parts - 1;
+            std::size_t len = last ? m.size() - at : static_cast<std::size_t>(pick(0, static_cast<int>(m.size() - at)));
+            r.wire += frame(f == 0 ? 1 : 0, std::string_view(m).substr(at, len), last, mask);
+            at += len;
+            if (!last) control();
+        }
+        if (pick(0, 7) == 0) { // an extra empty final fragment: re-send the last one open
+            // (rewrite: the message above already ended; add a separate one that ends empty)
+            std::string n2 = "<late/>";
+            r.wire += frame(1, n2, false, mask) + frame(0, "", true, mask);
+            if (!m.empty()) r.messages.push_back(m);
+            m = n2;
+        }
+        if (!m.empty()) r.messages.push_back(m);
+        control();
+    }
+    return r;
+}
+
+// Sends `wire` in random pieces, with short pauses now and then.
+asio::awaitable<void> send_in_pieces(raw_peer& p, const std::string& wire, std::mt19937& rng) {
+    std::size_t at = 0;
+    while (at < wire.size()) {
+        const std::size_t n = std::min<std::size_t>(wire.size() - at, std::uniform_int_distribution<std::size_t>(1, 900)(rng));
+        co_await p.send(wire.substr(at, n));
+        at += n;
+        if (std::uniform_int_distribution<int>(0, 5)(rng) == 0) co_await sleep_for(std::chrono::milliseconds(0));
+        if (std::uniform_int_distribution<int>(0, 40)(rng) == 0) co_await sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
+} // namespace
+
+TEST_CASE("websocket: random fragmentation, control frames and segmenting (both roles)", "[websocket]") {
+    const unsigned seed = GENERATE(1u, 2u, 3u, 4u, 5u, 6u);
+    const bool we_are_client = GENERATE(true, false);
+    INFO("seed " << seed << (we_are_client ? " client" : " server"));
+    std::mt19937 rng(seed);
+    asio::io_context io;
+    auto sp = socket_pair(io);
+    run_co(io, [&]() -> asio::awaitable<void> {
+        transport_ptr ours;
+        raw_peer peer{we_are_client ? std::move(sp.second) : std::move(sp.first)};
+        if (we_are_client) {
+            auto a = ws::connect(tls::make_tcp_transport(std::move(sp.first)), client_opts());
+            auto t = co_await (std::move(a) && peer.accept());
+            ours = std::move(std::get<0>(t));
+        } else {
+            auto a = ws::accept(tls::make_tcp_transport(std::move(sp.second)), ws::options{});
+            auto hs = [&]() -> asio::awaitable<void> {
+                co_await peer.send(upgrade_request("/xmpp-websocket", "Sec-WebSocket-Protocol: xmpp\r\n"));
+                const auto head = co_await peer.read_head();
+                REQUIRE(status_of(head) == 101);
+            };
+            auto t = co_await (std::move(a) && hs());
+            ours = std::move(t);
+        }
+        const auto stream = make_stream(rng, 300, !we_are_client);
+        auto reader = [&]() -> asio::awaitable<void> {
+            std::mt19937 rr(seed * 7919u);
+            for (const auto& m : stream.messages) {
+                const auto got = co_await read_message_random(*ours, rr);
+                REQUIRE(got.size() == m.size());
+                REQUIRE(got == m);
+            }
+        };
+        auto pongs = [&]() -> asio::awaitable<void> {
+            for (const auto& p : stream.pings) {
+                const auto f = co_await peer.read_frame();
+                REQUIRE(f.opcode == 10);
+                REQUIRE(f.payload == p);
+                REQUIRE(f.masked == we_are_client);
+            }
+        };
+        auto sender = [&]() -> asio::awaitable<void> { co_await send_in_pieces(peer, stream.wire, rng); };
+        co_await (reader() && pongs() && sender());
+        // Then the end: a Close, read as eof after everything else.
+        co_await peer.send(frame(8, close_payload(1000), true, !we_are_client));
+        const auto ec = co_await read_error(*ours);
+        CHECK(ec == asio::error::eof);
+    }());
+}
+
+namespace {
+
 // A client over a raw server that has accepted it.
 struct raw_server_fixture {
     asio::io_context io;
@@ -468,10 +601,39 @@ TEST_CASE("websocket: a frame in the same segment as the 101 is read without wai
 }
 
 
+TEST_CASE("websocket: a reader that falls behind: the read-ahead pauses, nothing is lost", "[websocket]") {
+    raw_server_fixture f;
+    run_co(f.io, [&]() -> asio::awaitable<void> {
+        std::string wire;
+        std::vector<std::string> msgs;
+        for (int i = 0; i < 300; ++i) {
+            msgs.push_back(xml_of_size(1000 + static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
+            wire += frame(1, msgs.back());
+        }
+        co_await f.srv.send(wire); // ~450 KiB: more than the read-ahead takes
+        std::size_t n = 0;
+        char b[16];
+        error_code ec;
+        CHECK(f.client->read_some(asio::buffer(b), ec) == 0); // nothing before wait_read
+        CHECK(ec == asio::error::would_block);
+        co_await f.client->wait_read();
+        co_await sleep_for(100ms); // the read-ahead fills up meanwhile and pauses
+        for (const auto& m : msgs) {
+            const auto got = co_await read_message(*f.client, 700);
+            REQUIRE(got == m);
+            ++n;
+        }
+        CHECK(n == msgs.size());
+    }());
+}
+
 TEST_CASE("websocket: a binary message fails the read; shutdown() then sends 1003", "[websocket]") {
     raw_server_fixture f;
     run_co(f.io, [&]() -> asio::awaitable<void> {
-        co_await f.srv.send(frame(2, std::string("\x01\x02\x03", 3)));
+        // The message before it is read first, then the error.
+        co_await f.srv.send(frame(1, "<a/>") + frame(2, std::string("\x01\x02\x03", 3)));
+        const auto a = co_await read_message(*f.client);
+        CHECK(a == "<a/>");
         const auto ec = co_await read_error(*f.client);
         CHECK(ec == ws::errc::binary_frame);
         // Sticky.
@@ -586,8 +748,10 @@ TEST_CASE("websocket: shutdown() runs the closing handshake; the peer reads eof"
         auto p = co_await plain_pair(io);
         auto& closer = from_client ? *p.client : *p.server;
         auto& other = from_client ? *p.server : *p.client;
-        auto t = co_await (closer.shutdown() && read_error(other));
-        CHECK(t == asio::error::eof);
+        // The closer's own reader runs through the shutdown too.
+        auto t = co_await (read_error(closer) && closer.shutdown() && read_error(other));
+        CHECK(std::get<0>(t) == asio::error::eof);
+        CHECK(std::get<1>(t) == asio::error::eof);
         const auto mine = co_await read_error(closer);
         CHECK(mine == asio::error::eof);
         co_await other.shutdown(); // already closed by the peer: nothing to do, no error
@@ -640,9 +804,11 @@ TEST_CASE("websocket: the Close frames on the wire, both directions", "[websocke
         run_co(f.io, [&]() -> asio::awaitable<void> {
             const auto t0 = std::chrono::steady_clock::now();
             auto peer = [&]() -> asio::awaitable<raw_frame> { co_return co_await f.srv.read_frame(); };
-            auto t = co_await (f.client->shutdown() && peer());
+            // A reader that starts after the shutdown began gets eof (and does not spin).
+            auto t = co_await (f.client->shutdown() && peer() && read_error(*f.client));
             const auto took = std::chrono::steady_clock::now() - t0;
-            CHECK(t.close_code() == 1000);
+            CHECK(std::get<0>(t).close_code() == 1000);
+            CHECK(std::get<1>(t) == asio::error::eof);
             CHECK(took >= 250ms);
             CHECK(took < 3s);
             const bool eof = co_await f.srv.at_eof(); // the layer below was closed
