@@ -814,22 +814,12 @@ private:
 
     // RFC 7395 3.3.2: <open/> carries the stream header's attributes.
     static std::string framing_open(const xml::stream_header& h) {
-        std::string out = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'";
-        auto attr = [&out](std::string_view name, const std::string& v) {
-            if (v.empty()) return;
-            out += ' ';
-            out += name;
-            out += "='";
-            (void)xml::escape_attr(v, out);
-            out += '\'';
-        };
-        attr("from", h.from);
-        attr("to", h.to);
-        attr("id", h.id);
-        attr("version", h.version);
-        attr("xml:lang", h.lang);
-        out += "/>";
-        return out;
+        xml::element open("open", xml::ns::framing);
+        auto r = open.root();
+        for (auto [name, value] : {std::pair<const char*, const std::string*>{"from", &h.from}, {"to", &h.to},
+                                   {"id", &h.id}, {"version", &h.version}, {"xml:lang", &h.lang}})
+            if (!value->empty()) r.set_attr(name, *value);
+        return xml::to_string(r);
     }
 
     static void throw_if_stream_error(xml::node e) {

@@ -62,11 +62,7 @@ public:
         // the server sent after it was not protected (take_transport checks).
         auto plain = s.take_transport();
         auto secure = co_await tls::connect(std::move(plain), ctx_, s.peer_domain());
-        negotiate_result r;
-        r.gained = session_state::secure;
-        r.new_transport = std::move(secure);
-        r.restart = true;
-        co_return r;
+        co_return detail::secured(std::move(secure));
     }
 
 private:

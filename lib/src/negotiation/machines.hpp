@@ -46,6 +46,16 @@ struct step {
     static step finished() { return {next_t::done, {}, {}, {}}; }
 };
 
+/// What a finished STARTTLS gives either side: the secure transport, and a
+/// stream restart over it (RFC 6120 5.4.3.3).
+inline negotiate_result secured(std::unique_ptr<transport> t) {
+    negotiate_result r;
+    r.gained = session_state::secure;
+    r.new_transport = std::move(t);
+    r.restart = true;
+    return r;
+}
+
 /// STARTTLS, RFC 6120 5.4.2.
 class starttls_machine {
 public:

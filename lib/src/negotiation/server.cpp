@@ -45,12 +45,7 @@ public:
         // the client sent after <starttls/> is refused by take_transport().
         co_await s.send_raw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         auto plain = s.take_transport();
-        auto secure = co_await tls::accept(std::move(plain), ctx_);
-        negotiate_result r;
-        r.gained = session_state::secure;
-        r.new_transport = std::move(secure);
-        r.restart = true;
-        co_return r;
+        co_return detail::secured(co_await tls::accept(std::move(plain), ctx_));
     }
 
 private:
