@@ -1107,6 +1107,8 @@ private:
             return false;
         }
         if (to.empty()) return true;
+        // Written as prepared (the usual case): no PRECIS run per request.
+        if (to == bare_view() || to == address_.domainpart()) return true;
         error_code ec;
         to_jid = jid::parse(to, ec);
         if (ec) {
@@ -1116,13 +1118,22 @@ private:
         return to_jid == address_.bare() || to_jid == address_.domain();
     }
 
+    // Our bare JID as a view into address_ (no jid built).
+    std::string_view bare_view() const noexcept {
+        const auto full = address_.str();
+        const auto res = address_.resourcepart();
+        return res.empty() ? full : full.substr(0, full.size() - res.size() - 1);
+    }
+
     bool sender_matches(const pending_iq& p, std::string_view from) const {
         if (p.to_self) {
-            if (from.empty()) return true;
+            if (from.empty() || from == bare_view() || from == address_.domainpart() || from == address_.str()) return true;
             error_code ec;
             auto f = jid::parse(from, ec);
             return !ec && (f == address_.bare() || f == address_.domain() || f == address_);
         }
+        // The text of the prepared 'to' matches without preparing 'from'.
+        if (!from.empty() && from == p.to.str()) return true;
         error_code ec;
         auto f = jid::parse(from, ec);
         // Receiving side: 'from' is stamped with the full JID (8.1.2.1),
