@@ -91,6 +91,7 @@ class session_impl final : public negotiation_io, public std::enable_shared_from
 public:
     session_impl(asio::any_io_executor ex, session_options opts, std::unique_ptr<received_setup> setup = nullptr)
         : strand_(asio::make_strand(std::move(ex))),
+          exec_(strand_),
           opts_(std::move(opts)),
           reader_(opts_.limits),
           address_(opts_.address),
@@ -116,7 +117,7 @@ public:
         }
     }
 
-    asio::any_io_executor executor() const { return strand_; }
+    const asio::any_io_executor& executor() const noexcept { return exec_; }
     bool framed() const noexcept { return framed_; }
     bool received() const noexcept { return received_; }
     // The default namespace our elements are written in: none on a
@@ -127,7 +128,7 @@ public:
 
     void connect(tracked<void(error_code)> h) {
         if (received_) {
-            complete(std::move(h), strand_, make_error_code(errc::invalid_argument));
+            complete(std::move(h), exec_, make_error_code(errc::invalid_argument));
             return;
         }
         start(std::move(h), {});
@@ -137,7 +138,7 @@ public:
     // `sock`): DNS/TCP/TLS/WebSocket, then the negotiator.
     void start(tracked<void(error_code)> h, std::optional<asio::ip::tcp::socket> sock) {
         if (phase_ != phase::idle) {
-            complete(std::move(h), strand_, make_error_code(errc::already_connected));
+            complete(std::move(h), exec_, make_error_code(errc::already_connected));
             return;
         }
         phase_ = phase::connecting;
@@ -168,7 +169,7 @@ public:
                 self->phase_ = phase::ready;
                 // The server starts reading once the user took the session.
                 if (!self->received_) self->start_reading();
-                complete(std::move(h), self->strand_, error_code{});
+                complete(std::move(h), self->exec_, error_code{});
                 return;
             }
             error_info why{make_error_code(errc::session_closed), "closed while connecting"};
@@ -177,7 +178,7 @@ public:
             if (self->abort_reason_) why.code = self->abort_reason_;
             asio::co_spawn(self->strand_, self->fail_session(std::move(why), false),
                            [self, h = std::move(h)](std::exception_ptr) mutable {
-                               complete(std::move(h), self->strand_, self->last_error().code);
+                               complete(std::move(h), self->exec_, self->last_error().code);
                            });
         };
         if (received_)
@@ -189,18 +190,18 @@ public:
 
     void send(std::string bytes, tracked<void(error_code)> h) {
         if (phase_ != phase::ready) {
-            complete(std::move(h), strand_, make_error_code(errc::not_connected));
+            complete(std::move(h), exec_, make_error_code(errc::not_connected));
             return;
         }
         if (!queue_has_room(bytes.size())) {
-            complete(std::move(h), strand_, make_error_code(errc::send_queue_full));
+            complete(std::move(h), exec_, make_error_code(errc::send_queue_full));
             return;
         }
         enqueue(std::move(bytes), std::move(h));
     }
 
     void send_iq(xml::element iq, std::chrono::milliseconds timeout, tracked<void(error_code, xml::element)> h) {
-        auto fail = [&](error_code ec) { complete(std::move(h), strand_, ec, xml::element()); };
+        auto fail = [&](error_code ec) { complete(std::move(h), exec_, ec, xml::element()); };
         if (phase_ != phase::ready) return fail(make_error_code(errc::not_connected));
         auto root = iq.root();
         iq_view v(root);
@@ -245,7 +246,7 @@ public:
         switch (phase_) {
         case phase::idle:
         case phase::closed:
-            complete(std::move(h), strand_, error_code{});
+            complete(std::move(h), exec_, error_code{});
             return;
         case phase::connecting:
             close_waiters_.push_back(std::move(h));
@@ -939,7 +940,7 @@ private:
             // A write cut short by the session's own end is not a write
             // error: the stream ended first.
             if (ec && (ending_ || phase_ == phase::closed)) ec = make_error_code(errc::session_closed);
-            for (auto& w : waiters) complete(std::move(w), strand_, ec);
+            for (auto& w : waiters) complete(std::move(w), exec_, ec);
             if (ec) break;
         }
         writing_ = false;
@@ -1190,7 +1191,7 @@ private:
         pending_.erase(it);
         auto slot = asio::get_associated_cancellation_slot(p.handler.h);
         if (slot.is_connected()) slot.clear();
-        complete(std::move(p.handler), strand_, ec, std::move(reply));
+        complete(std::move(p.handler), exec_, ec, std::move(reply));
     }
 
     // --- the end ---------------------------------------------------------------------------------
@@ -1245,16 +1246,16 @@ private:
         for (auto& [id, p] : pending) {
             auto slot = asio::get_associated_cancellation_slot(p.handler.h);
             if (slot.is_connected()) slot.clear();
-            complete(std::move(p.handler), strand_, why.code ? why.code : make_error_code(errc::session_closed), xml::element());
+            complete(std::move(p.handler), exec_, why.code ? why.code : make_error_code(errc::session_closed), xml::element());
         }
         auto waiters = std::move(write_waiters_);
         write_waiters_.clear();
-        for (auto& w : waiters) complete(std::move(w), strand_, make_error_code(errc::session_closed));
+        for (auto& w : waiters) complete(std::move(w), exec_, make_error_code(errc::session_closed));
         out_.clear();
         out_sizes_.clear();
         auto closers = std::move(close_waiters_);
         close_waiters_.clear();
-        for (auto& c : closers) complete(std::move(c), strand_, error_code{});
+        for (auto& c : closers) complete(std::move(c), exec_, error_code{});
         if (setup_ && setup_->on_end) {
             auto hook = std::move(setup_->on_end);
             setup_->on_end = nullptr;
@@ -1264,6 +1265,9 @@ private:
     }
 
     asio::strand<asio::any_io_executor> strand_;
+    // The strand as an any_io_executor, made once: each conversion of a
+    // strand allocates a shared target (bench/iq_roundtrip).
+    asio::any_io_executor exec_;
     session_options opts_;
     xml::reader reader_;
     jid address_;
