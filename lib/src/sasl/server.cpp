@@ -267,13 +267,13 @@ private:
     state state_ = state::start;
 };
 
-// --- PLAIN (RFC 4616 2) ---------------------------------------------------------------
-
-class plain_server final : public server_mechanism {
+// PLAIN and ANONYMOUS: one client message, maybe after an empty challenge
+// when the client sent no initial response (RFC 6120 6.4.2).
+class one_message_server : public server_mechanism {
 public:
-    explicit plain_server(std::size_t max_message) : max_(max_message) { identity_.mechanism = "PLAIN"; }
+    explicit one_message_server(std::string_view mech) { identity_.mechanism = std::string(mech); }
 
-    std::string_view name() const noexcept override { return "PLAIN"; }
+    std::string_view name() const noexcept override { return identity_.mechanism; }
     const server_identity& identity() const noexcept override { return identity_; }
 
     server_step start(std::optional<std::string_view> initial) override {
@@ -290,6 +290,26 @@ public:
         return message(msg);
     }
 
+protected:
+    enum class state { start, wait, check, done };
+
+    virtual server_step message(std::string_view msg) = 0;
+
+    server_step fail(errc c, std::string_view text) {
+        state_ = state::done;
+        return server_step::failure(c, std::string(text));
+    }
+
+    server_identity identity_;
+    state state_ = state::start;
+};
+
+// --- PLAIN (RFC 4616 2) ---------------------------------------------------------------
+
+class plain_server final : public one_message_server {
+public:
+    explicit plain_server(std::size_t max_message) : one_message_server("PLAIN"), max_(max_message) {}
+
     server_step checked(bool ok) override {
         if (state_ != state::check) return fail(errc::malformed_request, out_of_turn);
         state_ = state::done;
@@ -298,15 +318,8 @@ public:
     }
 
 private:
-    enum class state { start, wait, check, done };
-
-    server_step fail(errc c, std::string_view text) {
-        state_ = state::done;
-        return server_step::failure(c, std::string(text));
-    }
-
     // message = [authzid] UTF8NUL authcid UTF8NUL passwd
-    server_step message(std::string_view msg) {
+    server_step message(std::string_view msg) override {
         if (msg.size() > max_) return fail(errc::malformed_request, "message too long");
         const std::size_t n1 = msg.find('\0');
         if (n1 == std::string_view::npos) return fail(errc::malformed_request, "no NUL separator");
@@ -332,45 +345,19 @@ private:
     }
 
     std::size_t max_;
-    server_identity identity_;
-    state state_ = state::start;
 };
 
 // --- ANONYMOUS (RFC 4505 2, 3) ------------------------------------------------------
 
-class anonymous_server final : public server_mechanism {
+class anonymous_server final : public one_message_server {
 public:
-    anonymous_server() { identity_.mechanism = "ANONYMOUS"; }
-
-    std::string_view name() const noexcept override { return "ANONYMOUS"; }
-    const server_identity& identity() const noexcept override { return identity_; }
-
-    server_step start(std::optional<std::string_view> initial) override {
-        if (state_ != state::start) return fail(errc::malformed_request, out_of_turn);
-        if (!initial) {
-            state_ = state::wait;
-            return server_step::challenge({});
-        }
-        return message(*initial);
-    }
-
-    server_step respond(std::string_view msg) override {
-        if (state_ != state::wait) return fail(errc::malformed_request, out_of_turn);
-        return message(msg);
-    }
+    anonymous_server() : one_message_server("ANONYMOUS") {}
 
 private:
-    enum class state { start, wait, done };
-
-    server_step fail(errc c, std::string_view text) {
-        state_ = state::done;
-        return server_step::failure(c, std::string(text));
-    }
-
     // message = [ email / token ]; token = 1*255TCHAR (2). The trace means
     // nothing to us and is not kept; it only has to be what the RFC allows
     // in size and encoding.
-    server_step message(std::string_view trace) {
+    server_step message(std::string_view trace) override {
         if (trace.size() > 255 * 4 || !xmpp::detail::is_valid_utf8(trace) || utf8_length(trace) > 255 ||
             trace.find('\0') != std::string_view::npos)
             return fail(errc::malformed_request, "trace is not 1..255 UTF-8 characters");
@@ -378,8 +365,6 @@ private:
         return server_step::success({});
     }
 
-    server_identity identity_;
-    state state_ = state::start;
 };
 
 } // namespace
