@@ -437,6 +437,12 @@ public:
 private:
     enum class phase { idle, connecting, ready, closing, closed };
 
+    struct ready_reply {
+        tracked<void(error_code, xml::element)> h;
+        error_code ec;
+        xml::element reply;
+    };
+
     struct pending_iq {
         explicit pending_iq(tracked<void(error_code, xml::element)> h) : handler(std::move(h)) {}
         jid to;               // the request's 'to', prepared
@@ -998,6 +1004,7 @@ private:
                     // of the burst and go out together (and inline).
                     corked_ = !framed_;
                     on_element(reader_.element());
+                    run_ready();
                     if (corked_ && reader_.get_framer().buffered() == 0) co_await uncork();
                 } else if (ev == xml::frame_event::stream_close) {
                     corked_ = false;
@@ -1153,7 +1160,7 @@ private:
             auto err = stanza_error::from_stanza(reply.root());
             ec = err ? err->code() : make_error_code(stanza_errc::undefined_condition);
         }
-        finish_iq(it->first, it->second.gen, ec, std::move(reply));
+        finish_iq(it->first, it->second.gen, ec, std::move(reply), true);
     }
 
     // One timer for every IQ deadline, armed at the earliest: no timer (and
@@ -1184,14 +1191,49 @@ private:
         if (next != asio::steady_timer::time_point::max()) arm_iq_timer(next);
     }
 
-    void finish_iq(const std::string& id, std::uint64_t gen, error_code ec, xml::element reply) {
+    // `soon`: called by the reader, which completes the request at its next
+    // safe point (run_ready) instead of through the scheduler.
+    void finish_iq(const std::string& id, std::uint64_t gen, error_code ec, xml::element reply, bool soon = false) {
         auto it = pending_.find(id);
         if (it == pending_.end() || it->second.gen != gen) return;
         auto p = std::move(it->second);
         pending_.erase(it);
         auto slot = asio::get_associated_cancellation_slot(p.handler.h);
         if (slot.is_connected()) slot.clear();
-        complete(std::move(p.handler), exec_, ec, std::move(reply));
+        if (soon) ready_.push_back({std::move(p.handler), ec, std::move(reply)});
+        else complete(std::move(p.handler), exec_, ec, std::move(reply));
+    }
+
+    // Completes the replies the reader matched, through each handler's own
+    // executor: inline when that is where we run (a coroutine awaiting
+    // send_iq on this thread resumes here, no scheduler trip and no
+    // epoll_wait before its next request: bench/iq_roundtrip). Called only
+    // where the reader holds nothing: right after an element is dispatched.
+    // What the handlers send meanwhile is corked and written by the reader
+    // at the end of the burst. An exception from a handler leaves through io_context::run,
+    // as a posted handler's would.
+    void run_ready() {
+        if (ready_.empty()) return;
+        auto batch = std::move(ready_);
+        ready_.clear();
+        if (!framed_) corked_ = true;
+        for (auto& r : batch) {
+            auto hex = asio::get_associated_executor(r.h.h, exec_);
+            try {
+                hex.execute([h = std::move(r.h.h), ec = r.ec, e = std::move(r.reply)]() mutable {
+                    std::move(h)(ec, std::move(e));
+                });
+            } catch (...) {
+                asio::post(exec_, [e = std::current_exception()] { std::rethrow_exception(e); });
+            }
+        }
+    }
+
+    // The reader ended: what it matched completes the ordinary way.
+    void post_ready() {
+        auto batch = std::move(ready_);
+        ready_.clear();
+        for (auto& r : batch) complete(std::move(r.h), exec_, r.ec, std::move(r.reply));
     }
 
     // --- the end ---------------------------------------------------------------------------------
@@ -1240,6 +1282,7 @@ private:
         if (resolver_) resolver_->cancel();
         if (transport_) transport_->close();
         if (was_connecting && conn_) conn_->cancel.emit(asio::cancellation_type::terminal);
+        post_ready(); // replies that arrived before the end keep their result
         // Every pending IQ fails with the reason the stream ended.
         auto pending = std::move(pending_);
         pending_.clear();
@@ -1282,6 +1325,7 @@ private:
     bool message_ready_ = false; // a whole WebSocket message waits in reader_
     bool drained_ = false;       // the last read was short: wait before the next
     bool corked_ = false;        // the reader is in a burst: it writes the replies after it
+    std::vector<ready_reply> ready_; // replies matched by the reader, completed at run_ready()
     xml::stream_header framed_header_;
     std::string see_other_; // <close see-other-uri/>
     std::unique_ptr<net::resolver> resolver_;

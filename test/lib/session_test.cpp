@@ -462,6 +462,79 @@ TEST_CASE("session: login, IQ matching, forged replies, cancellation, timeouts, 
     });
 }
 
+TEST_CASE("session: replies complete from the reader: handlers that send, throw, or see the stream end") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    std::vector<std::string> order; // what the server read, in order
+    srv.on_stanza = [&](scripted_server& s, xml::node e) -> asio::awaitable<void> {
+        std::string id(e.attr("id"));
+        auto payload = iq_view(e).payload();
+        std::string kind = payload ? std::string(payload.name()) : std::string(e.name());
+        order.push_back(kind);
+        if (kind == "ping" || kind == "second") {
+            co_await s.t->write("<iq type='result' id='" + id + "'/>");
+        } else if (kind == "pair") {
+            // Two replies in one read: both complete, in order.
+            co_await s.t->write("<iq type='result' id='" + id + "'><one/></iq><message><body>after</body></message>");
+        } else if (kind == "last") {
+            // The reply and the stream's end in one read: the reply wins.
+            co_await s.t->write("<iq type='result' id='" + id + "'><last/></iq></stream:stream>");
+        }
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    session s(io.get_executor(), fx.options(srv.port()));
+    std::vector<std::string> handled;
+    s.set_handler([&](incoming in) -> asio::awaitable<bool> {
+        handled.emplace_back(in.element().child("body").text());
+        co_return true;
+    });
+    fx.run([&]() -> asio::awaitable<void> { co_await s.async_connect(use_awaitable); });
+
+    // A completion that sends the next request from inside the reader's
+    // turn: the request goes out, and its own reply completes too.
+    bool second_done = false;
+    s.async_send_iq(make_iq(iq_type::get, "", "ping", "urn:test"), [&](boost::system::error_code ec, xml::element) {
+        CHECK(!ec);
+        s.async_send_iq(make_iq(iq_type::get, "", "second", "urn:test"),
+                        [&](boost::system::error_code ec2, xml::element r) {
+                            CHECK(!ec2);
+                            second_done = r.root().attr("type") == "result";
+                        });
+    });
+    for (int i = 0; i < 500 && !second_done; ++i) io.run_for(std::chrono::milliseconds(10));
+    CHECK(second_done);
+
+    // An exception from a completion handler leaves through run(), as a
+    // posted handler's would, and the session goes on.
+    bool threw = false;
+    s.async_send_iq(make_iq(iq_type::get, "", "ping", "urn:test"),
+                    [](boost::system::error_code, xml::element) { throw std::runtime_error("from a handler"); });
+    try {
+        for (int i = 0; i < 500; ++i) io.run_for(std::chrono::milliseconds(10));
+    } catch (const std::runtime_error& e) {
+        threw = std::string(e.what()) == "from a handler";
+    }
+    CHECK(threw);
+
+    fx.run([&]() -> asio::awaitable<void> {
+        auto pair = co_await s.async_send_iq(make_iq(iq_type::get, "", "pair", "urn:test"), use_awaitable);
+        CHECK(pair.root().child("one"));
+        asio::steady_timer t(io);
+        for (int i = 0; i < 100 && handled.empty(); ++i) {
+            t.expires_after(std::chrono::milliseconds(10));
+            co_await t.async_wait(use_awaitable);
+        }
+        CHECK(handled == std::vector<std::string>{"after"});
+        auto [ec, last] = co_await s.async_send_iq(make_iq(iq_type::get, "", "last", "urn:test"),
+                                                   asio::as_tuple(use_awaitable));
+        CHECK(!ec);
+        CHECK(last.root().child("last"));
+    });
+    CHECK(has_all(s.state(), session_state::input_closed));
+    CHECK(order == std::vector<std::string>{"ping", "second", "ping", "pair", "last"});
+}
+
 TEST_CASE("session: wrong password gives not-authorized with the server's text") {
     fixture fx;
     scripted_server srv(fx.io, fx.server_ctx());
