@@ -325,7 +325,7 @@ public:
         }
         if (ev == xml::frame_event::stream_open)
             throw system_error(make_error_code(stream_errc::bad_format), "a second stream header");
-        auto e = xml::element::copy_of(reader_.element());
+        auto e = reader_.take_element();
         throw_if_stream_error(e.root());
         co_return e;
     }
@@ -1064,7 +1064,8 @@ private:
         // The call shares ownership of the handler: set_handler() or the
         // session's end must not destroy what a suspended call still uses
         // (a shared_ptr, not a std::function copy: no allocation per stanza).
-        asio::co_spawn(strand_, run_handler(shared_from_this(), handler_, xml::element::copy_of(e)), asio::detached);
+        // The parsed tree itself goes to the handler: no copy.
+        asio::co_spawn(strand_, run_handler(shared_from_this(), handler_, reader_.take_element()), asio::detached);
     }
 
     asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, std::shared_ptr<const stanza_handler> handler,
@@ -1154,7 +1155,7 @@ private:
         // Unknown ids and replies from the wrong sender (a third party
         // guessing ids) are dropped: they must not complete a request.
         if (it == pending_.end() || !sender_matches(it->second, v.from())) return;
-        auto reply = xml::element::copy_of(v.node());
+        auto reply = reader_.take_element(); // the parsed tree itself: no copy
         error_code ec;
         if (v.is_error()) {
             auto err = stanza_error::from_stanza(reply.root());

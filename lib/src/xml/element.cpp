@@ -260,6 +260,20 @@ element element::copy_of(node n) {
     return e;
 }
 
+element element::adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns_scope* scope) {
+    element e;
+    e.doc_ = std::move(doc);
+    auto root = e.doc_->document_element();
+    if (!root) return e;
+    const node scoped(root, scope);
+    for (auto p : detail::inherited_prefixes(root)) {
+        auto want = scoped.lookup_ns(p);
+        if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
+        if (lookup_from(root, nullptr, p) != want) declare(root, p, want);
+    }
+    return e;
+}
+
 node element::root() const noexcept {
     return doc_ ? node(doc_->document_element()) : node();
 }

@@ -47,7 +47,7 @@ void reader::clear() noexcept {
 bool reader::shrink() noexcept {
     if (!framer_.shrink()) return false;
     current_ = {};
-    doc_.reset(); // frees pugixml's pages; the first one lives inside doc_
+    doc_.reset(); // frees pugixml's pages
     decltype(decls_)().swap(decls_);
     decltype(marks_)().swap(marks_);
     decltype(names_)().swap(names_);
@@ -122,12 +122,21 @@ boost::system::error_code reader::parse_header(std::span<char> frame) {
 }
 
 boost::system::error_code reader::parse_element(std::span<char> frame) {
-    auto res = doc_.load_buffer_inplace(frame.data(), frame.size(), parse_options, pugi::encoding_utf8);
+    // A copy of the bytes, not in place: the tree must not point into the
+    // framer's buffer when take_element() hands it over.
+    if (!doc_) doc_ = std::make_unique<pugi::xml_document>();
+    auto res = doc_->load_buffer(frame.data(), frame.size(), parse_options, pugi::encoding_utf8);
     if (!res) return fail(stream_errc::not_well_formed, res.description());
-    auto root = doc_.document_element();
+    auto root = doc_->document_element();
     if (auto ec = validate(root)) return ec;
     current_ = node(root, &scope_);
     return {};
+}
+
+element reader::take_element() {
+    if (!current_ || !doc_) return {};
+    current_ = {};
+    return element::adopt(std::move(doc_), &scope_);
 }
 
 // Namespaces in XML 1.0 constraints and unique attributes (XML 1.0 3.1), which

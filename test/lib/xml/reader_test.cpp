@@ -5,6 +5,7 @@
 #include <xmpp/xml/reader.hpp>
 #include <xmpp/xml/writer.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,39 @@ TEST_CASE("reader: namespaces resolve from the element, its ancestors and the st
     auto f = r.element();
     CHECK(f.is("features", ns::stream)); // prefix declared on the stream header
     CHECK(f.child("bind", "urn:ietf:params:xml:ns:xmpp-bind"));
+}
+
+TEST_CASE("reader: take_element hands the tree over, self-contained", "[reader]") {
+    reader r;
+    // Extra header prefixes (a server's db: style): the taken element must
+    // declare the ones it uses, and only those.
+    r.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+           "xmlns:q='urn:q' xmlns:unused='urn:unused' version='1.0'>"
+           "<iq type='result' id='1'><q:x q:a='v'><y/></q:x></iq><stream:features/><message/>");
+    boost::system::error_code ec;
+    REQUIRE(r.next(ec) == frame_event::stream_open);
+    REQUIRE(r.next(ec) == frame_event::element);
+    auto iq = r.take_element();
+    CHECK_FALSE(r.element()); // taken
+    CHECK(r.take_element().root() == xmpp::xml::node()); // nothing left to take
+    REQUIRE(r.next(ec) == frame_event::element);
+    auto features = r.take_element();
+    REQUIRE(r.next(ec) == frame_event::element);
+    CHECK(r.element().name() == "message"); // a fresh tree for the next one
+    // The taken trees outlive the reader's later parses, with their namespaces.
+    auto root = iq.root();
+    CHECK(root.is("iq", ns::client));
+    CHECK(root.child("x", "urn:q").child("y", ns::client));
+    CHECK(root.child("x", "urn:q").find_attr("q:a") == std::optional<std::string_view>("v"));
+    CHECK(features.root().is("features", ns::stream));
+    // Written with no stream context, they declare what they inherited.
+    CHECK(iq.to_string() == "<iq type='result' id='1' xmlns='jabber:client' xmlns:q='urn:q'><q:x q:a='v'><y/></q:x></iq>");
+    CHECK(features.to_string() == "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>");
+    // The same as a copy would be.
+    reader r2;
+    auto copied = first_element(r2, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                                     "xmlns:q='urn:q' version='1.0'><iq type='result' id='1'><q:x q:a='v'><y/></q:x></iq>");
+    CHECK(copied.to_string() == iq.to_string());
 }
 
 TEST_CASE("reader: server and component streams", "[reader]") {

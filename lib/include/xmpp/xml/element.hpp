@@ -175,6 +175,11 @@ public:
     std::string to_string() const;
 
 private:
+    friend class reader;
+    // Takes `doc` (a parsed stanza) as it is and declares on its root what it
+    // inherited from `scope` (reader::take_element).
+    static element adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns_scope* scope);
+
     std::unique_ptr<pugi::xml_document> doc_;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -21,8 +22,10 @@ namespace xmpp::xml {
 /// Reads an XMPP XML stream (sans-io): bytes in, stream header, elements and
 /// stream end out.
 ///
-/// Each top-level element is parsed in place in the framer's buffer into one
-/// pugixml document that is reused from element to element. Namespaces are
+/// Each top-level element is parsed into a pugixml document of its own (a
+/// copy of the frame's bytes, so that take_element() can hand the tree over
+/// without copying nodes; the document is reused when nobody took it).
+/// Namespaces are
 /// resolved with the declarations of the stream header as the outermost scope,
 /// so a stanza sent without xmlns is in the stream's content namespace. After
 /// parsing, every element and attribute prefix must be bound
@@ -52,6 +55,12 @@ public:
     /// The element of the last element event; valid until the next call to
     /// prepare(), feed(), next() or reset(). Copy it with element::copy_of.
     node element() const noexcept { return current_; }
+    /// Takes the element of the last element event out of the reader,
+    /// without a copy: the returned element owns the parsed tree, with the
+    /// namespaces it inherited from the stream header declared on its root
+    /// (as element::copy_of would). element() is empty afterwards; the next
+    /// element is parsed into a new tree. Empty when there is no element.
+    xml::element take_element();
 
     std::string_view error_text() const noexcept { return error_text_; }
 
@@ -78,7 +87,7 @@ private:
     boost::system::error_code fail(stream_errc c, const char* text);
 
     framer framer_;
-    pugi::xml_document doc_;
+    std::unique_ptr<pugi::xml_document> doc_; // the last element's tree (take_element hands it over)
     stream_header header_;
     detail::ns_scope scope_;
     node current_;
