@@ -266,7 +266,11 @@ element element::adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns
     auto root = e.doc_->document_element();
     if (!root) return e;
     const node scoped(root, scope);
-    for (auto p : detail::inherited_prefixes(root)) {
+    thread_local std::vector<std::string_view> prefixes, declared; // scratch; adopt() does not nest
+    prefixes.clear();
+    declared.clear();
+    detail::inherited_prefixes(root, prefixes, declared);
+    for (auto p : prefixes) {
         auto want = scoped.lookup_ns(p);
         if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
         if (lookup_from(root, nullptr, p) != want) declare(root, p, want);

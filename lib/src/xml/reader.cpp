@@ -48,9 +48,12 @@ bool reader::shrink() noexcept {
     if (!framer_.shrink()) return false;
     current_ = {};
     doc_.reset(); // frees pugixml's pages
-    decltype(decls_)().swap(decls_);
-    decltype(marks_)().swap(marks_);
-    decltype(names_)().swap(names_);
+    // The scratch vectors stay unless an unusual element grew them: freed
+    // and regrown on every idle turn, they cost three allocations a stanza.
+    constexpr std::size_t keep = 64;
+    if (decls_.capacity() > keep) decltype(decls_)().swap(decls_);
+    if (marks_.capacity() > keep) decltype(marks_)().swap(marks_);
+    if (names_.capacity() > keep) decltype(names_)().swap(names_);
     return true;
 }
 

@@ -103,8 +103,9 @@ boost::system::error_code escape(std::string_view in, std::string& out) {
 
 struct writer {
     std::string& out;
-    // Declarations in scope while writing.
-    detail::ns_decls scope;
+    // Declarations in scope while writing (a per-thread scratch vector: no
+    // allocation per stanza).
+    detail::ns_decls& scope;
 
     std::string_view lookup(std::string_view p) const noexcept { return detail::innermost(scope, p).value_or(""); }
 
@@ -219,9 +220,18 @@ boost::system::error_code escape_attr(std::string_view in, std::string& out) { r
 boost::system::error_code write(node n, std::string& out, std::string_view stream_ns) {
     if (!n) return make_error_code(errc::invalid_name);
     const auto rollback = out.size();
+    // A stanza is rarely shorter: one reservation instead of the doublings.
+    if (out.capacity() - out.size() < 256) out.reserve(out.size() + 256);
+    // Scratch space kept per thread (write() does not nest).
+    thread_local detail::ns_decls scope;
+    thread_local std::vector<std::string_view> prefixes, declared;
+    scope.clear();
+    prefixes.clear();
+    declared.clear();
     // Declare on the root what the element inherited from outside itself.
     std::vector<std::pair<std::string, std::string>> extra;
-    for (auto p : detail::inherited_prefixes(n.native())) {
+    detail::inherited_prefixes(n.native(), prefixes, declared);
+    for (auto p : prefixes) {
         auto uri = n.lookup_ns(p);
         if (p.empty()) {
             if (uri != stream_ns) extra.emplace_back(std::string(), std::string(uri));
@@ -229,7 +239,7 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
             extra.emplace_back(std::string(p), std::string(uri));
         }
     }
-    writer w{out, {}};
+    writer w{out, scope};
     if (!stream_ns.empty()) w.scope.emplace_back(std::string_view{}, stream_ns);
     if (auto ec = w.element(n.native(), extra, stream_ns)) {
         out.resize(rollback);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -122,8 +123,34 @@ private:
         return lex_ != lex::prolog && lex_ != lex::between && lex_ != lex::closed && lex_ != lex::failed;
     }
 
+    // The input buffer: grown without a zero fill (the socket overwrites
+    // it), released to a small per-thread cache (see framer.cpp).
+    class input_buffer {
+    public:
+        input_buffer() = default;
+        input_buffer(input_buffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), cap_(std::exchange(o.cap_, 0)) {}
+        input_buffer& operator=(input_buffer&& o) noexcept {
+            if (this != &o) {
+                release();
+                p_ = std::exchange(o.p_, nullptr);
+                cap_ = std::exchange(o.cap_, 0);
+            }
+            return *this;
+        }
+        ~input_buffer() { release(); }
+        char* data() const noexcept { return p_; }
+        std::size_t size() const noexcept { return cap_; }
+        // At least `n` bytes, the first `keep` preserved.
+        void grow(std::size_t n, std::size_t keep);
+        void release() noexcept;
+
+    private:
+        char* p_ = nullptr;
+        std::size_t cap_ = 0;
+    };
+
     struct limits limits_;
-    std::vector<char> buf_;
+    input_buffer buf_;
     std::size_t end_ = 0;         // end of committed input
     std::size_t pos_ = 0;         // scan position
     std::size_t elem_begin_ = 0;  // start of the element or header being scanned
