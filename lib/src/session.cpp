@@ -48,9 +48,14 @@ struct tracked {
     asio::any_completion_executor work;
 
     tracked() = default;
-    tracked(asio::any_completion_handler<Sig> handler, const asio::any_io_executor& fallback)
-        : work(asio::prefer(asio::get_associated_executor(handler, fallback),
-                            asio::execution::outstanding_work.tracked)) {
+    tracked(asio::any_completion_handler<Sig> handler, const asio::any_io_executor& fallback) {
+        // A handler bound to the session's own strand (a stanza handler
+        // replying) needs no guard: the session's pending reads, writes and
+        // timers on that strand keep its context running until the handler
+        // is completed. Taking one costs an allocation (bench/iq_roundtrip).
+        auto ex = asio::get_associated_executor(handler, fallback);
+        if (!(ex == asio::any_completion_executor(fallback)))
+            work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // swap, not move-assignment: Boost 1.81's any_completion_handler
         // move-assignment wraps the handler in itself without end.
         h.swap(handler);
@@ -73,6 +78,23 @@ void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
         auto hex = asio::get_associated_executor(t.h, ex);
         hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
     });
+}
+
+// Runs a stored handler now, through its own executor: inline when that
+// executor runs here (the caller must be at a point where our state is
+// consistent: the reader between elements). An exception from the handler
+// is rethrown from a posted function, so that it leaves through
+// io_context::run as it would from a posted handler.
+template <class Sig, class... Args>
+void complete_here(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
+    auto hex = asio::get_associated_executor(t.h, ex);
+    try {
+        hex.execute([h = std::move(t.h), args = std::make_tuple(std::move(args)...)]() mutable {
+            std::apply(std::move(h), std::move(args));
+        });
+    } catch (...) {
+        asio::post(ex, [e = std::current_exception()] { std::rethrow_exception(e); });
+    }
 }
 
 error_info info_of(const system_error& e) {
@@ -182,10 +204,10 @@ public:
                            });
         };
         if (received_)
-            asio::co_spawn(strand_, accept_main(std::move(*sock)),
+            asio::co_spawn(exec_, accept_main(std::move(*sock)),
                            asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
         else
-            asio::co_spawn(strand_, connect_main(), asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
+            asio::co_spawn(exec_, connect_main(), asio::bind_cancellation_slot(conn_->cancel.slot(), std::move(done)));
     }
 
     void send(std::string bytes, tracked<void(error_code)> h) {
@@ -301,7 +323,7 @@ public:
             abort_io();
             return;
         }
-        asio::co_spawn(strand_, fail_session({make_error_code(cond), std::move(text)}, true), asio::detached);
+        asio::co_spawn(exec_, fail_session({make_error_code(cond), std::move(text)}, true), asio::detached);
     }
 
     // --- negotiation_stream ------------------------------------------------------
@@ -914,7 +936,7 @@ private:
             // company to wait for, write at once. Otherwise yield once first
             // so that sends already queued on the strand join the write.
             const bool alone = pending_.size() <= 1 && write_waiters_.empty();
-            asio::co_spawn(strand_, write_loop(shared_from_this(), !alone), asio::detached);
+            asio::co_spawn(exec_, write_loop(shared_from_this(), !alone), asio::detached);
         }
     }
 
@@ -926,7 +948,8 @@ private:
     }
 
     // Writes what is queued until nothing is; writing_ is set by the caller.
-    asio::awaitable<void> drain_queue() {
+    // `here`: the reader's uncork, a safe point: the senders complete inline.
+    asio::awaitable<void> drain_queue(bool here = false) {
         error_info failure;
         while (!out_.empty() && phase_ != phase::closed) {
             std::string batch;
@@ -946,7 +969,10 @@ private:
             // A write cut short by the session's own end is not a write
             // error: the stream ended first.
             if (ec && (ending_ || phase_ == phase::closed)) ec = make_error_code(errc::session_closed);
-            for (auto& w : waiters) complete(std::move(w), exec_, ec);
+            for (auto& w : waiters) {
+                if (here && !ec) complete_here(std::move(w), exec_, ec);
+                else complete(std::move(w), exec_, ec);
+            }
             if (ec) break;
         }
         writing_ = false;
@@ -964,7 +990,7 @@ private:
         corked_ = false;
         if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) co_return;
         writing_ = true;
-        co_await drain_queue();
+        co_await drain_queue(true);
     }
 
     // Waits until the writer has nothing in flight, at most `limit`; past
@@ -984,7 +1010,7 @@ private:
     // --- reader loop ------------------------------------------------------------------------
 
     void start_reading() {
-        asio::co_spawn(strand_, read_loop(shared_from_this()), asio::detached);
+        asio::co_spawn(exec_, read_loop(shared_from_this()), asio::detached);
     }
 
     asio::awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<session_impl> self) {
@@ -1065,7 +1091,7 @@ private:
         // session's end must not destroy what a suspended call still uses
         // (a shared_ptr, not a std::function copy: no allocation per stanza).
         // The parsed tree itself goes to the handler: no copy.
-        asio::co_spawn(strand_, run_handler(shared_from_this(), handler_, reader_.take_element()), asio::detached);
+        asio::co_spawn(exec_, run_handler(shared_from_this(), handler_, reader_.take_element()), asio::detached);
     }
 
     asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, std::shared_ptr<const stanza_handler> handler,
@@ -1218,16 +1244,7 @@ private:
         auto batch = std::move(ready_);
         ready_.clear();
         if (!framed_) corked_ = true;
-        for (auto& r : batch) {
-            auto hex = asio::get_associated_executor(r.h.h, exec_);
-            try {
-                hex.execute([h = std::move(r.h.h), ec = r.ec, e = std::move(r.reply)]() mutable {
-                    std::move(h)(ec, std::move(e));
-                });
-            } catch (...) {
-                asio::post(exec_, [e = std::current_exception()] { std::rethrow_exception(e); });
-            }
-        }
+        for (auto& r : batch) complete_here(std::move(r.h), exec_, r.ec, std::move(r.reply));
     }
 
     // The reader ended: what it matched completes the ordinary way.
@@ -1245,7 +1262,7 @@ private:
         if (phase_ == phase::closed || ending_) return;
         ending_ = true;
         close_timer_.cancel();
-        asio::co_spawn(strand_, [self = shared_from_this(), why = std::move(why)]() mutable -> asio::awaitable<void> {
+        asio::co_spawn(exec_, [self = shared_from_this(), why = std::move(why)]() mutable -> asio::awaitable<void> {
             co_await self->wait_writer_idle(self->opts_.close_timeout);
             if (self->transport_ && self->phase_ != phase::closed) {
                 asio::steady_timer deadline(self->strand_, self->opts_.close_timeout);

@@ -150,8 +150,10 @@ xml::element make_iq_result(const iq_view& request) {
 namespace {
 
 constexpr char id_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-constexpr std::size_t id_bytes = id_length * 6 / 8; // 12 bytes = 96 bits
-static_assert(id_bytes * 8 == id_length * 6);
+// 12 random bytes make 16 characters of 6 bits; the last one is dropped
+// (90 bits are kept).
+constexpr std::size_t id_bytes = 12;
+static_assert(id_bytes * 8 / 6 == id_length + 1);
 // One getrandom(2) call per 256 ids.
 constexpr std::size_t pool_size = id_bytes * 256;
 
@@ -210,16 +212,16 @@ std::string new_id() {
     const unsigned char* b = pl.bytes.data() + pl.pos;
     pl.pos += id_bytes;
 
-    std::string id(id_length, '\0');
+    char out[id_length + 1];
     // 3 bytes -> 4 characters of 6 bits (base64url without padding).
     for (std::size_t i = 0, o = 0; i < id_bytes; i += 3, o += 4) {
         unsigned v = (unsigned(b[i]) << 16) | (unsigned(b[i + 1]) << 8) | unsigned(b[i + 2]);
-        id[o] = id_alphabet[(v >> 18) & 63];
-        id[o + 1] = id_alphabet[(v >> 12) & 63];
-        id[o + 2] = id_alphabet[(v >> 6) & 63];
-        id[o + 3] = id_alphabet[v & 63];
+        out[o] = id_alphabet[(v >> 18) & 63];
+        out[o + 1] = id_alphabet[(v >> 12) & 63];
+        out[o + 2] = id_alphabet[(v >> 6) & 63];
+        out[o + 3] = id_alphabet[v & 63];
     }
-    return id;
+    return std::string(out, id_length);
 }
 
 } // namespace xmpp

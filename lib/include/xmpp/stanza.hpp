@@ -149,10 +149,11 @@ xml::element make_iq(iq_type type, std::string_view to,
 /// type get or set: results and errors must not be answered.
 xml::element make_iq_result(const iq_view& request);
 
-/// Length in characters of the ids new_id() returns.
-inline constexpr std::size_t id_length = 16;
+/// Length in characters of the ids new_id() returns: 15, so that an id
+/// fits in std::string's inline buffer (no allocation for each copy of it).
+inline constexpr std::size_t id_length = 15;
 
-/// A fresh stanza id (8.1.3): 16 characters of [A-Za-z0-9_-] carrying 96
+/// A fresh stanza id (8.1.3): 15 characters of [A-Za-z0-9_-] carrying 90
 /// random bits from getrandom(2), so ids are unique and unpredictable.
 ///
 /// Random bytes are fetched in blocks into a per-thread buffer (discarded in

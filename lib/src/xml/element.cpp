@@ -229,9 +229,11 @@ bool node::remove_child(node child) {
 
 // ---------------------------------------------------------------------------
 
-element::element() : doc_(std::make_unique<pugi::xml_document>()) {}
+// An empty element holds no document: no allocation (replies without a
+// payload, moved-from values).
+element::element() = default;
 
-element::element(std::string_view q, std::string_view ns_name) : element() {
+element::element(std::string_view q, std::string_view ns_name) : doc_(std::make_unique<pugi::xml_document>()) {
     auto r = doc_->append_child(pugi::node_element);
     r.set_name(std::string(q).c_str());
     if (!ns_name.empty()) declare(r, prefix_of(q), ns_name);
@@ -241,22 +243,31 @@ element::element(element&&) noexcept = default;
 element& element::operator=(element&&) noexcept = default;
 element::~element() = default;
 
-element::element(const element& other) : element() {
-    if (other.doc_) doc_->reset(*other.doc_);
+element::element(const element& other) {
+    if (other.doc_) {
+        doc_ = std::make_unique<pugi::xml_document>();
+        doc_->reset(*other.doc_);
+    }
 }
 
 element& element::operator=(const element& other) {
     if (this != &other) {
+        if (!other.doc_) {
+            doc_.reset();
+            return *this;
+        }
         if (!doc_) doc_ = std::make_unique<pugi::xml_document>();
-        if (other.doc_) doc_->reset(*other.doc_);
-        else doc_->reset();
+        doc_->reset(*other.doc_);
     }
     return *this;
 }
 
 element element::copy_of(node n) {
     element e;
-    if (n) copy_into(*e.doc_, nullptr, n);
+    if (n) {
+        e.doc_ = std::make_unique<pugi::xml_document>();
+        copy_into(*e.doc_, nullptr, n);
+    }
     return e;
 }
 

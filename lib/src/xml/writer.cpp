@@ -116,6 +116,11 @@ struct writer {
 
     boost::system::error_code attr(std::string_view name, std::string_view value) {
         if (!valid_qname(name)) return make_error_code(errc::invalid_name);
+        return checked_attr(name, value);
+    }
+
+    // `name` already checked.
+    boost::system::error_code checked_attr(std::string_view name, std::string_view value) {
         out += ' ';
         out += name;
         out += "='";
@@ -124,19 +129,24 @@ struct writer {
         return {};
     }
 
+    // Attributes of the element being written, each measured once (pugixml
+    // hands out C strings). A stack shared by the recursion.
+    struct attr_view {
+        std::string_view name, value, prefix;
+    };
+    std::vector<attr_view>& attrs;
+
     // The reader's uniqueness rules: no attribute twice, and no namespaced
     // attribute twice under two prefixes bound to one namespace.
-    boost::system::error_code check_unique(pugi::xml_node n) const {
-        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-            const auto an = sv(a.name());
-            const auto ap = prefix_of(an);
-            for (auto b = a.next_attribute(); b; b = b.next_attribute()) {
-                const auto bn = sv(b.name());
-                if (an == bn) return make_error_code(errc::duplicate_attribute);
-                const auto bp = prefix_of(bn);
-                if (ap.empty() || bp.empty() || ap == "xmlns" || bp == "xmlns") continue;
-                if (an.substr(ap.size()) == bn.substr(bp.size()) && !lookup(ap).empty() &&
-                    lookup(ap) == lookup(bp))
+    boost::system::error_code check_unique(std::size_t first) const {
+        for (std::size_t i = first; i < attrs.size(); ++i) {
+            const auto& a = attrs[i];
+            for (std::size_t j = i + 1; j < attrs.size(); ++j) {
+                const auto& b = attrs[j];
+                if (a.name == b.name) return make_error_code(errc::duplicate_attribute);
+                if (a.prefix.empty() || b.prefix.empty() || a.prefix == "xmlns" || b.prefix == "xmlns") continue;
+                if (a.name.substr(a.prefix.size()) == b.name.substr(b.prefix.size()) && !lookup(a.prefix).empty() &&
+                    lookup(a.prefix) == lookup(b.prefix))
                     return make_error_code(errc::duplicate_attribute);
             }
         }
@@ -150,6 +160,7 @@ struct writer {
         auto qname = sv(n.name());
         if (!valid_qname(qname)) return make_error_code(errc::invalid_name);
         const auto mark = scope.size();
+        const auto first = attrs.size();
         out += '<';
         out += qname;
         for (auto& [p, uri] : extra) {
@@ -157,24 +168,25 @@ struct writer {
             if (auto ec = attr(p.empty() ? std::string("xmlns") : "xmlns:" + p, uri)) return ec;
         }
         for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-            auto an = sv(a.name());
+            const auto an = sv(a.name());
+            const auto av = sv(a.value());
+            attrs.push_back({an, av, prefix_of(an)});
             if (an == "xmlns") {
-                scope.emplace_back(std::string_view{}, sv(a.value()));
-                if (!omit_default.empty() && sv(a.value()) == omit_default) continue;
+                scope.emplace_back(std::string_view{}, av);
             } else if (an.starts_with("xmlns:")) {
-                if (sv(a.value()).empty()) return make_error_code(errc::unbound_prefix);
-                scope.emplace_back(an.substr(6), sv(a.value()));
+                if (av.empty()) return make_error_code(errc::unbound_prefix);
+                scope.emplace_back(an.substr(6), av);
             }
         }
-        if (auto ec = check_unique(n)) return ec;
-        for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
-            auto an = sv(a.name());
-            if (an == "xmlns" && !omit_default.empty() && sv(a.value()) == omit_default) continue;
+        if (auto ec = check_unique(first)) return ec;
+        for (std::size_t i = first; i < attrs.size(); ++i) {
+            const auto [an, av, p] = attrs[i];
+            if (an == "xmlns" && !omit_default.empty() && av == omit_default) continue;
             if (!valid_qname(an)) return make_error_code(errc::invalid_name);
-            auto p = prefix_of(an);
             if (!p.empty() && p != "xmlns" && !bound(p)) return make_error_code(errc::unbound_prefix);
-            if (auto ec = attr(an, sv(a.value()))) return ec;
+            if (auto ec = checked_attr(an, av)) return ec;
         }
+        attrs.resize(first);
         if (!bound(prefix_of(qname))) return make_error_code(errc::unbound_prefix);
         // Empty text nodes (e.g. from "<![CDATA[]]>") carry nothing: writing
         // them as <a></a> would not read back the same as <a/>.
@@ -225,7 +237,9 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
     // Scratch space kept per thread (write() does not nest).
     thread_local detail::ns_decls scope;
     thread_local std::vector<std::string_view> prefixes, declared;
+    thread_local std::vector<writer::attr_view> attrs;
     scope.clear();
+    attrs.clear();
     prefixes.clear();
     declared.clear();
     // Declare on the root what the element inherited from outside itself.
@@ -239,7 +253,7 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
             extra.emplace_back(std::string(p), std::string(uri));
         }
     }
-    writer w{out, scope};
+    writer w{out, scope, attrs};
     if (!stream_ns.empty()) w.scope.emplace_back(std::string_view{}, stream_ns);
     if (auto ec = w.element(n.native(), extra, stream_ns)) {
         out.resize(rollback);
