@@ -80,6 +80,11 @@ void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
     });
 }
 
+asio::any_io_executor make_session_strand(const asio::any_io_executor& ex) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    return asio::make_strand(ex);
+}
+
 // Runs a stored handler now, through its own executor: inline when that
 // executor runs here (the caller must be at a point where our state is
 // consistent: the reader between elements). An exception from the handler
@@ -112,8 +117,7 @@ error_info info_of(const system_error& e) {
 class session_impl final : public negotiation_io, public std::enable_shared_from_this<session_impl> {
 public:
     session_impl(asio::any_io_executor ex, session_options opts, std::unique_ptr<received_setup> setup = nullptr)
-        : strand_(asio::make_strand(std::move(ex))),
-          exec_(strand_),
+        : exec_(make_session_strand(ex)),
           opts_(std::move(opts)),
           reader_(opts_.limits),
           address_(opts_.address),
@@ -121,9 +125,9 @@ public:
           received_(setup_ != nullptr),
           framed_(received_ ? (setup_->kind == listener_kind::ws || setup_->kind == listener_kind::wss)
                             : (opts_.websocket || !opts_.websocket_url.empty())),
-          close_timer_(strand_),
-          iq_timer_(strand_),
-          wakeup_(strand_, asio::steady_timer::time_point::max()) {
+          close_timer_(exec_),
+          iq_timer_(exec_),
+          wakeup_(exec_, asio::steady_timer::time_point::max()) {
         if (received_) {
             domain_ = domain_ascii_ = setup_->domain;
             address_ = jid::parse(setup_->domain);
@@ -167,7 +171,7 @@ public:
         auto slot = asio::get_associated_cancellation_slot(h.h);
         if (slot.is_connected()) {
             std::weak_ptr<session_impl> weak = shared_from_this();
-            slot.assign([weak, ex = strand_](asio::cancellation_type) {
+            slot.assign([weak, ex = exec_](asio::cancellation_type) {
                 asio::post(ex, [weak] {
                     if (auto self = weak.lock(); self && self->phase_ == phase::connecting) {
                         self->abort_reason_ = asio::error::operation_aborted;
@@ -178,13 +182,13 @@ public:
         }
         // Connect-only state: freed once the connect is over, so that an
         // idle session does not carry it (bench/idle_sessions).
-        conn_ = std::make_unique<connect_state>(strand_);
+        conn_ = std::make_unique<connect_state>(exec_);
         arm(conn_->deadline, received_ ? setup_->handshake_timeout : opts_.connect_timeout);
         auto done = [self = shared_from_this(), h = std::move(h)](std::exception_ptr ep) mutable {
             self->conn_->deadline.cancel();
             self->conn_->step.cancel();
             // Not here: the signal's slot belongs to the operation completing now.
-            asio::post(self->strand_, [self] { self->conn_.reset(); });
+            asio::post(self->exec_, [self] { self->conn_.reset(); });
             auto s = asio::get_associated_cancellation_slot(h.h);
             if (s.is_connected()) s.clear();
             if (!ep && self->phase_ == phase::connecting) {
@@ -198,7 +202,7 @@ public:
             if (ep) why = info_of(ep);
             // A deadline or a cancellation shows as operation_aborted below.
             if (self->abort_reason_) why.code = self->abort_reason_;
-            asio::co_spawn(self->strand_, self->fail_session(std::move(why), false),
+            asio::co_spawn(self->exec_, self->fail_session(std::move(why), false),
                            [self, h = std::move(h)](std::exception_ptr) mutable {
                                complete(std::move(h), self->exec_, self->last_error().code);
                            });
@@ -247,7 +251,7 @@ public:
         auto slot = asio::get_associated_cancellation_slot(h.h);
         if (slot.is_connected()) {
             std::weak_ptr<session_impl> weak = shared_from_this();
-            slot.assign([weak, id, gen, ex = strand_](asio::cancellation_type) {
+            slot.assign([weak, id, gen, ex = exec_](asio::cancellation_type) {
                 asio::post(ex, [weak, id, gen] {
                     if (auto self = weak.lock()) self->finish_iq(id, gen, asio::error::operation_aborted, {});
                 });
@@ -499,7 +503,7 @@ private:
         error_code idn_ec;
         domain_ascii_ = domain_to_ascii(opts_.address, idn_ec);
         if (idn_ec) throw system_error(idn_ec, "the account's domain has no DNS form");
-        resolver_ = std::make_unique<net::resolver>(strand_, opts_.dns);
+        resolver_ = std::make_unique<net::resolver>(exec_, opts_.dns);
         if (framed_) {
             co_await connect_websocket();
             co_return;
@@ -943,7 +947,7 @@ private:
     asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<session_impl> self, bool gather) {
         // co_spawn runs the first step inline: the yield lets sends already
         // queued on the strand join the first write.
-        if (gather) co_await asio::post(strand_, asio::use_awaitable);
+        if (gather) co_await asio::post(exec_, asio::use_awaitable);
         co_await drain_queue();
     }
 
@@ -997,7 +1001,7 @@ private:
     // it the transport is closed, which ends the write.
     asio::awaitable<void> wait_writer_idle(std::chrono::milliseconds limit) {
         if (!writing_) co_return;
-        asio::steady_timer deadline(strand_, limit);
+        asio::steady_timer deadline(exec_, limit);
         std::weak_ptr<session_impl> weak = shared_from_this();
         deadline.async_wait([weak](error_code ec) {
             if (ec) return;
@@ -1265,7 +1269,7 @@ private:
         asio::co_spawn(exec_, [self = shared_from_this(), why = std::move(why)]() mutable -> asio::awaitable<void> {
             co_await self->wait_writer_idle(self->opts_.close_timeout);
             if (self->transport_ && self->phase_ != phase::closed) {
-                asio::steady_timer deadline(self->strand_, self->opts_.close_timeout);
+                asio::steady_timer deadline(self->exec_, self->opts_.close_timeout);
                 std::weak_ptr<session_impl> weak = self;
                 deadline.async_wait([weak](error_code ec) {
                     if (ec) return;
@@ -1325,9 +1329,11 @@ private:
         if (connected && opts_.on_closed) opts_.on_closed(why);
     }
 
-    asio::strand<asio::any_io_executor> strand_;
-    // The strand as an any_io_executor, made once: each conversion of a
-    // strand allocates a shared target (bench/iq_roundtrip).
+    // The session's strand, as an any_io_executor made once. Over an
+    // io_context it is a strand of the io_context's own executor type: small
+    // enough for any_io_executor's inline storage, so the copies, prefer()
+    // and work guards Asio makes per operation allocate nothing (a strand of
+    // any_io_executor needs a shared heap target for each; bench/iq_roundtrip).
     asio::any_io_executor exec_;
     session_options opts_;
     xml::reader reader_;
@@ -1365,7 +1371,7 @@ private:
     std::shared_ptr<const stanza_handler> handler_;
     std::size_t handlers_running_ = 0;
     struct connect_state {
-        explicit connect_state(const asio::strand<asio::any_io_executor>& s) : deadline(s), step(s) {}
+        explicit connect_state(const asio::any_io_executor& s) : deadline(s), step(s) {}
         asio::steady_timer deadline; // connect_timeout
         asio::steady_timer step;     // step_timeout
         asio::cancellation_signal cancel;
