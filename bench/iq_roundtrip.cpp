@@ -41,6 +41,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -65,7 +66,9 @@ double p50(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-void bench(const char* name, double value, const char* unit) { std::printf("BENCH %s %.1f %s\n", name, value, unit); }
+void bench(const char* name, double value, const char* unit) {
+    std::printf(std::string_view(unit) == "x" ? "BENCH %s %.2f %s\n" : "BENCH %s %.1f %s\n", name, value, unit);
+}
 
 // --- the server process ------------------------------------------------------------
 

@@ -1393,10 +1393,13 @@ stanza_envelope envelope_of(xml::node stanza) {
     if (!stanza) return v;
     v.name = std::string(stanza.name());
     v.ns = std::string(stanza.ns());
-    v.id = std::string(stanza.attr("id"));
-    v.from = std::string(stanza.attr("from"));
-    v.to = std::string(stanza.attr("to"));
-    v.type = std::string(stanza.attr("type"));
+    // One pass over the attributes (not four lookups: every request a
+    // handler gets pays for this).
+    for (auto a = stanza.native().first_attribute(); a; a = a.next_attribute()) {
+        const std::string_view n = a.name();
+        std::string* slot = n == "id" ? &v.id : n == "from" ? &v.from : n == "to" ? &v.to : n == "type" ? &v.type : nullptr;
+        if (slot) slot->assign(a.value());
+    }
     v.kind = classify(stanza);
     return v;
 }
@@ -1457,7 +1460,9 @@ void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& 
         send_reply(s, xml::element(), std::move(handler));
         return;
     }
-    std::string out = "<iq";
+    std::string out;
+    out.reserve(64 + request.id.size() + request.from.size() + request.to.size());
+    out += "<iq";
     if (s->framed()) out += " xmlns='jabber:client'"; // RFC 7395 3.3.1
     out += " type='result'";
     auto attr = [&out](const char* name, const std::string& v) {
