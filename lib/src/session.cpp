@@ -42,6 +42,10 @@ using boost::system::system_error;
 // A stored completion handler and outstanding work on its associated
 // executor, so that an io_context running only the caller's side does not
 // run out of work while the operation is pending.
+// Replies a reader's burst queued go out together at the burst's end, or
+// as soon as this much waits (about one Ethernet-sized TCP segment).
+constexpr std::size_t cork_flush_bytes = 1536;
+
 template <class Sig>
 struct tracked {
     asio::any_completion_handler<Sig> h;
@@ -1032,10 +1036,24 @@ private:
                 if (ev == xml::frame_event::element) {
                     // Replies to elements already buffered wait for the end
                     // of the burst and go out together (and inline).
-                    corked_ = !framed_;
+                    corked_ = true;
                     on_element(reader_.element());
                     run_ready();
-                    if (corked_ && reader_.get_framer().buffered() == 0) co_await uncork();
+                    // A burst ends with the input at hand: the framer's, and
+                    // on a WebSocket the messages already decoded.
+                    const bool burst_end = reader_.get_framer().buffered() == 0 &&
+                                           !(framed_ && transport_ && transport_->input_buffered());
+                    if (corked_ && burst_end && !framed_) {
+                        co_await uncork();
+                    } else if (corked_ && (burst_end || out_.size() >= cork_flush_bytes) && !writing_ && transport_ &&
+                               !out_.empty()) {
+                        // ... or, when a packet's worth waits, at once by the
+                        // writer (its first step runs here; a full socket
+                        // does not stop the reading): the peer starts on
+                        // those while we parse the rest (64 in flight: +70%).
+                        writing_ = true;
+                        asio::co_spawn(exec_, write_loop(shared_from_this(), false), asio::detached);
+                    }
                 } else if (ev == xml::frame_event::stream_close) {
                     corked_ = false;
                     add_state(session_state::input_closed);
@@ -1247,7 +1265,7 @@ private:
         if (ready_.empty()) return;
         auto batch = std::move(ready_);
         ready_.clear();
-        if (!framed_) corked_ = true;
+        corked_ = true;
         for (auto& r : batch) complete_here(std::move(r.h), exec_, r.ec, std::move(r.reply));
     }
 

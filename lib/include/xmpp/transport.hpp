@@ -96,6 +96,11 @@ public:
     /// read_some() were the last of a message.
     virtual bool message_complete() const noexcept { return false; }
 
+    /// True when a read_some() now would return bytes already received and
+    /// decoded (a message-oriented transport's read-ahead). The session's
+    /// reader holds its replies back while more input is at hand.
+    virtual bool input_buffered() const noexcept { return false; }
+
     /// Message-oriented only: sends each of `messages` as one message, in
     /// order, in as few writes of the layer below as it can. Throws as
     /// write(). The default writes them one by one.

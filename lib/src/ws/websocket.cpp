@@ -873,6 +873,7 @@ public:
 
     bool message_oriented() const noexcept override { return true; }
     bool message_complete() const noexcept override { return c_->complete; }
+    bool input_buffered() const noexcept override { return c_->buffered() > 0; }
 
 private:
     std::shared_ptr<ws_core> c_;
