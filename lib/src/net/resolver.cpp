@@ -585,7 +585,18 @@ dial(resolver& r, std::vector<connect_target> targets, std::chrono::milliseconds
                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
             check_cancelled(); // also a connect that completed just before cancel() closed it
             if (order[0] == 0) {
-                if (!connect_ec) co_return std::make_pair(std::move(s), t);
+                if (!connect_ec) {
+                    // Registered afresh: the connect left EPOLLOUT in the
+                    // socket's epoll registration for good, and each later
+                    // read wait (EPOLL_CTL_MOD) would then report the idle
+                    // socket writable, one wasted wakeup per stanza received.
+                    error_code rec;
+                    const auto fd = s.release(rec);
+                    asio::ip::tcp::socket fresh(ex);
+                    if (!rec) fresh.assign(ep.protocol(), fd, rec);
+                    if (rec) throw_error(rec, "dial");
+                    co_return std::make_pair(std::move(fresh), t);
+                }
                 // Not our timer (it had not fired): the caller cancelled.
                 if (connect_ec == asio::error::operation_aborted) throw_error(connect_ec, "dial");
                 last = connect_ec;
