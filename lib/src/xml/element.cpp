@@ -44,7 +44,9 @@ thread_local bool page_cache::gone = false;
 thread_local page_cache cache;
 
 void* pugi_allocate(std::size_t size) {
-    if (!page_cache::gone) {
+    // Only page-sized blocks are cached (see pugi_deallocate): a small one
+    // (the copy of a frame's bytes) need not look through the cache.
+    if (size >= 2048 && !page_cache::gone) {
         for (int i = 0; i < cache.n; ++i) {
             block_header* h = cache.blocks[i];
             if (h->size >= size && h->size <= 2 * size) {
