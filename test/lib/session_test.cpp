@@ -914,6 +914,54 @@ TEST_CASE("session: handlers reply, ask back, and outlive nothing") {
     drain(fx, srv);
 }
 
+TEST_CASE("session: a burst's replies go out before its end once 1.5 KB wait") {
+    fixture fx;
+    auto& io = fx.io;
+    scripted_server srv(io, fx.server_ctx());
+    int results = 0;
+    srv.on_stanza = [&](scripted_server& sv, xml::node e) -> asio::awaitable<void> {
+        if (e.name() == "message") {
+            // 60 requests in one write: one read on the client's side.
+            std::string burst;
+            for (int i = 0; i < 60; ++i)
+                burst += "<iq type='get' id='b" + std::to_string(i) + "' from='localhost'><ping xmlns='urn:xmpp:ping'/></iq>";
+            co_await sv.t->write(burst);
+        } else if (e.name() == "iq" && e.attr("type") == "result") {
+            ++results;
+        }
+    };
+    asio::co_spawn(io, srv.serve(), asio::detached);
+    auto opts = fx.options(srv.port());
+    opts.read_size = 64 * 1024;
+    std::vector<std::size_t> writes;
+    bool counting = false;
+    opts.on_write = [&](std::string_view b) {
+        if (counting) writes.push_back(b.size());
+    };
+    session s(io.get_executor(), opts);
+    s.set_handler([](incoming in) -> asio::awaitable<bool> {
+        co_await in.async_reply(asio::deferred);
+        co_return true;
+    });
+    REQUIRE_FALSE(connect(fx, s));
+    fx.run([&]() -> asio::awaitable<void> {
+        co_await s.async_send(make_message("localhost", "go"), use_awaitable);
+        counting = true;
+        for (int i = 0; i < 200 && results < 60; ++i) co_await sleep_for(std::chrono::milliseconds(10));
+        counting = false;
+        co_await s.async_close(use_awaitable);
+    });
+    CHECK(results == 60);
+    // ~2.6 KB of results: several writes, not one at the burst's end.
+    std::size_t total = 0;
+    for (auto n : writes) total += n;
+    CHECK(total > 2000);
+    CHECK(writes.size() >= 2);
+    REQUIRE_FALSE(writes.empty());
+    CHECK(writes.front() < 2048); // the first went out at ~1.5 KB
+    drain(fx, srv);
+}
+
 TEST_CASE("session: queued stanzas share writes; a destroyed session leaves handlers safe") {
     fixture fx;
     auto& io = fx.io;
