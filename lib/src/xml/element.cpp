@@ -19,10 +19,11 @@ namespace {
 // frees several; straight from malloc, glibc trims and regrows the heap top
 // around them (brk and fresh page faults per stanza: bench/iq_roundtrip's
 // p50 doubled). Each thread keeps freed page-sized blocks for reuse, up to
-// 64 (2 MiB): as many as a burst of 64 stanzas in their handlers at once
-// holds. Fewer, and each such burst mallocs the rest anew at the heap top,
-// which glibc trims again when they are freed (four brk calls and ~140 page
-// faults a burst: bench/iq_roundtrip's 64-in-flight figure lost 40%).
+// 32 (1 MiB). With 8, a burst of 64 stanzas in their handlers at once
+// malloc'd most pages anew at the heap top, which glibc trimmed again when
+// they were freed (four brk calls a burst: bench/iq_roundtrip's 64-in-flight
+// figure lost 40%). 64 (2 MiB) showed in bench/idle_sessions' per-session
+// figure (a full cache spread over its 1,000 sessions: +1.9 KB).
 // The functions are process-wide, set before main() by this library's static
 // initialization; every block carries its size in a header.
 struct alignas(16) block_header {
@@ -30,7 +31,7 @@ struct alignas(16) block_header {
     std::size_t pad;
 };
 struct page_cache {
-    static constexpr int capacity = 64;
+    static constexpr int capacity = 32;
     block_header* blocks[capacity];
     int n = 0;
     ~page_cache() {
