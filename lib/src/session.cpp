@@ -75,12 +75,19 @@ struct tracked {
 // any_completion_handler through its converting constructor, which wraps it
 // in itself without end. Post to our strand, then run the handler through
 // its own associated executor.
+// Hands a stored handler and its arguments to the handler's own executor
+// (inline when that executor runs here). The work guard in `t` lives until
+// the handler has been handed over.
+template <class Sig, class Tuple>
+void hand_over(tracked<Sig>& t, const asio::any_io_executor& ex, Tuple args) {
+    auto hex = asio::get_associated_executor(t.h, ex);
+    hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
+}
+
 template <class Sig, class... Args>
 void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
-    // The work guard lives until the handler has been handed over.
     asio::post(ex, [t = std::move(t), ex, args = std::make_tuple(std::move(args)...)]() mutable {
-        auto hex = asio::get_associated_executor(t.h, ex);
-        hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
+        hand_over(t, ex, std::move(args));
     });
 }
 
@@ -96,11 +103,8 @@ asio::any_io_executor make_session_strand(const asio::any_io_executor& ex) {
 // io_context::run as it would from a posted handler.
 template <class Sig, class... Args>
 void complete_here(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
-    auto hex = asio::get_associated_executor(t.h, ex);
     try {
-        hex.execute([h = std::move(t.h), args = std::make_tuple(std::move(args)...)]() mutable {
-            std::apply(std::move(h), std::move(args));
-        });
+        hand_over(t, ex, std::make_tuple(std::move(args)...));
     } catch (...) {
         asio::post(ex, [e = std::current_exception()] { std::rethrow_exception(e); });
     }

@@ -106,13 +106,24 @@ void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
 // Deep-copies `src` under `dest_parent` and declares on the copy every
 // namespace the copy would otherwise lose or see rebound: those src inherited
 // from its ancestors and its stream header.
-pugi::xml_node copy_into(pugi::xml_node dest_parent, const detail::ns_scope* dest_scope, node src) {
-    auto copy = dest_parent.append_copy(src.native());
-    for (auto p : detail::inherited_prefixes(src.native())) {
+// Declares on `target` (with `target_scope` around it) every namespace the
+// tree of `src` (same shape as target's) inherited from outside itself and
+// would otherwise lose or see rebound.
+void declare_inherited(pugi::xml_node target, const detail::ns_scope* target_scope, node src) {
+    thread_local std::vector<std::string_view> prefixes, declared; // scratch; this does not nest
+    prefixes.clear();
+    declared.clear();
+    detail::inherited_prefixes(src.native(), prefixes, declared);
+    for (auto p : prefixes) {
         auto want = src.lookup_ns(p);
         if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
-        if (lookup_from(copy, dest_scope, p) != want) declare(copy, p, want);
+        if (lookup_from(target, target_scope, p) != want) declare(target, p, want);
     }
+}
+
+pugi::xml_node copy_into(pugi::xml_node dest_parent, const detail::ns_scope* dest_scope, node src) {
+    auto copy = dest_parent.append_copy(src.native());
+    declare_inherited(copy, dest_scope, src);
     return copy;
 }
 
@@ -283,16 +294,7 @@ element element::adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns
     e.doc_ = std::move(doc);
     auto root = e.doc_->document_element();
     if (!root) return e;
-    const node scoped(root, scope);
-    thread_local std::vector<std::string_view> prefixes, declared; // scratch; adopt() does not nest
-    prefixes.clear();
-    declared.clear();
-    detail::inherited_prefixes(root, prefixes, declared);
-    for (auto p : prefixes) {
-        auto want = scoped.lookup_ns(p);
-        if (want.empty() && !p.empty()) continue; // unbound prefix: nothing to declare
-        if (lookup_from(root, nullptr, p) != want) declare(root, p, want);
-    }
+    declare_inherited(root, nullptr, node(root, scope));
     return e;
 }
 
