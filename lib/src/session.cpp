@@ -795,7 +795,9 @@ private:
                 co_await wait_input(step_deadline);
                 continue;
             }
-            drained_ = n < want;
+            // (A WebSocket read stops at each message's end: drained only
+            // when no decoded message waits.)
+            drained_ = n < want && !transport_->input_buffered();
             if (ec == asio::error::eof)
                 throw system_error(make_error_code(errc::peer_closed), "the server closed the connection");
             if (ec) throw system_error(ec, "read failed");

@@ -364,6 +364,50 @@ TEST_CASE("server: our client logs in over every transport with every SASL mecha
     }
 }
 
+TEST_CASE("server: a burst of requests over a WebSocket is answered in a few writes, not one per reply") {
+    // A WebSocket read ends at each message's end, so a short read does not
+    // mean the input is drained: the replies to requests already decoded
+    // wait for the burst's end (or 1.5 KB), as over TCP.
+    fixture fx;
+    auto so = fx.server_opts();
+    bool counting = false;
+    std::size_t server_writes = 0, server_messages = 0;
+    so.session.on_write = [&](std::string_view b) {
+        if (!counting) return;
+        ++server_writes;
+        for (auto at = b.find("<iq"); at != std::string_view::npos; at = b.find("<iq", at + 1)) ++server_messages;
+    };
+    auto srv = fx.make_server(so);
+    for (auto kind : {listener_kind::ws, listener_kind::wss}) {
+        DYNAMIC_SECTION(kind_name(kind)) {
+            fx.run([&]() -> asio::awaitable<void> {
+                session c(fx.io.get_executor(), fx.client_opts(*srv, kind));
+                auto [ec] = co_await c.async_connect(asio::as_tuple(use_awaitable));
+                REQUIRE_FALSE(ec);
+                counting = true;
+                constexpr int n = 40;
+                int results = 0;
+                // Started together: the client's writer takes them in (at most) two writes.
+                for (int i = 0; i < n; ++i)
+                    asio::co_spawn(fx.io, [&]() -> asio::awaitable<void> {
+                        auto [e, r] = co_await c.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"),
+                                                               asio::as_tuple(use_awaitable));
+                        if (!e && r.root().attr("type") == "result") ++results;
+                    }, asio::detached);
+                for (int i = 0; i < 300 && results < n; ++i) co_await sleep_for(10ms);
+                counting = false;
+                CHECK(results == n);
+                CHECK(server_messages == static_cast<std::size_t>(n));
+                // ~4 KB of results: a write per 1.5 KB, and the burst's end.
+                INFO("server writes: " << server_writes);
+                CHECK(server_writes <= 6);
+                co_await c.async_close(use_awaitable);
+                fx.sessions.clear();
+            });
+        }
+    }
+}
+
 TEST_CASE("server: wrong password, unknown user and retries") {
     fixture fx;
     auto srv = fx.make_server(fx.server_opts());
