@@ -106,6 +106,29 @@ asio::awaitable<void> raw_listen(tcp::acceptor& a, std::size_t req, std::size_t 
     }
 }
 
+// IQ_ROUNDTRIP_TURNAROUND=FILE (profiling): the time from a read to the next
+// write inside a process (on_read -> on_write), one in flight; each process
+// appends its p50 to FILE at its end.
+struct turnaround {
+    clock_type::time_point read_at{};
+    std::vector<double> us_;
+    void on_read() { read_at = clock_type::now(); }
+    void on_write() {
+        if (read_at != clock_type::time_point{} && us_.size() < 1000000) us_.push_back(us(clock_type::now() - read_at));
+        read_at = {};
+    }
+    void print(const char* who) {
+        if (us_.empty()) return;
+        std::sort(us_.begin(), us_.end());
+        if (FILE* f = std::fopen(std::getenv("IQ_ROUNDTRIP_TURNAROUND"), "a")) {
+            std::fprintf(f, "turnaround %s p50 %.2f us (%zu)\n", who, us_[us_.size() / 2], us_.size());
+            std::fclose(f);
+        }
+    }
+};
+turnaround turn;
+const bool turnaround_on = std::getenv("IQ_ROUNDTRIP_TURNAROUND") != nullptr;
+
 std::map<std::string, sasl::scram_secret> secrets; // "user/hash"
 
 server_options server_settings(const std::string& dir, bool plaintext) {
@@ -127,6 +150,10 @@ server_options server_settings(const std::string& dir, bool plaintext) {
         co_return it->second;
     };
     o.max_pending = 100000;
+    if (turnaround_on) {
+        o.session.on_read = [](std::string_view) { turn.on_read(); };
+        o.session.on_write = [](std::string_view) { turn.on_write(); };
+    }
     return o;
 }
 
@@ -171,6 +198,7 @@ int serve(const std::string& dir, std::size_t req, std::size_t resp) {
     asio::signal_set sig(io, SIGTERM, SIGINT);
     sig.async_wait([&](auto, int) { io.stop(); });
     io.run();
+    turn.print("server");
     return 0;
 }
 
@@ -365,8 +393,14 @@ iq_figures iq_bench(asio::io_context& io, const session_options& o, std::chrono:
     iq_figures f;
     auto opts = o;
     std::size_t last_write = 0, last_read = 0;
-    opts.on_write = [&](std::string_view b) { last_write = b.size(); };
-    opts.on_read = [&](std::string_view b) { last_read = b.size(); };
+    opts.on_write = [&](std::string_view b) {
+        last_write = b.size();
+        if (turnaround_on) turn.on_write();
+    };
+    opts.on_read = [&](std::string_view b) {
+        last_read = b.size();
+        if (turnaround_on) turn.on_read();
+    };
     session s(io.get_executor(), opts);
     run(io, [&]() -> asio::awaitable<void> {
         co_await s.async_connect(use_awaitable);
@@ -386,6 +420,11 @@ iq_figures iq_bench(asio::io_context& io, const session_options& o, std::chrono:
         f.p50_us = p50(rtt);
     });
     // 64 in flight: 64 loops, each with one IQ outstanding.
+    // (IQ_ROUNDTRIP_NO_64 skips them: profiling the one in flight.)
+    if (std::getenv("IQ_ROUNDTRIP_NO_64")) {
+        run(io, [&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
+        return f;
+    }
     std::size_t done = 0;
     int running = in_flight;
     const auto t0 = clock_type::now();
@@ -558,6 +597,7 @@ int main(int argc, char** argv) try {
     bench("server_cpu_per_login_us", login_f.cpu_per_login_us, "us");
     bench("server_logins_per_cpu_s", login_f.per_cpu_s, "1/s");
     bench("login_pbkdf2_iterations", iterations, "");
+    turn.print("client");
     return failures ? 1 : 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "iq_roundtrip: %s\n", e.what());

@@ -758,7 +758,8 @@ private:
 
     asio::awaitable<void> write_now(std::string_view bytes) {
         if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
-        if (opts_.on_write) opts_.on_write(bytes);
+        // (The rest of a batch uncork_now() began: on_write saw it whole.)
+        if (opts_.on_write && !std::exchange(write_reported_, false)) opts_.on_write(bytes);
         co_await transport_->write(bytes);
     }
 
@@ -808,7 +809,7 @@ private:
     }
 
     asio::awaitable<void> wait_input(bool step_deadline) {
-        if (corked_) co_await uncork(); // never wait with replies held back
+        if (corked_ && !uncork_now()) co_await uncork(); // never wait with replies held back
         // Idle: hold no read buffer and no parse tree while waiting.
         reader_.shrink();
         // Negotiation only: conn_ lives until the connect is over.
@@ -1007,6 +1008,34 @@ private:
         co_await drain_queue(true);
     }
 
+    // uncork() without a coroutine: one non-blocking write, the senders
+    // completed inline. True when that was all there was to do; false when
+    // uncork() must run (the transport has no try_write, the socket took
+    // part: the rest follows as usual).
+    bool uncork_now() {
+        if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) {
+            corked_ = false; // nothing to write here, as in uncork()
+            return true;
+        }
+        if (framed_) return false; // messages: write_messages()
+        if (opts_.on_write) opts_.on_write(out_); // the batch, once, as write_now() reports it
+        error_code ec;
+        const std::size_t n = transport_->try_write(out_, ec);
+        if (n == out_.size()) {
+            corked_ = false;
+            out_.clear();
+            auto waiters = std::move(write_waiters_);
+            write_waiters_.clear();
+            for (auto& w : waiters) complete_here(std::move(w), exec_, error_code{});
+            return true;
+        }
+        // The rest (or all, without try_write; and an error, if any)
+        // through write_now().
+        out_.erase(0, n);
+        write_reported_ = true;
+        return false;
+    }
+
     // Waits until the writer has nothing in flight, at most `limit`; past
     // it the transport is closed, which ends the write.
     asio::awaitable<void> wait_writer_idle(std::chrono::milliseconds limit) {
@@ -1050,7 +1079,7 @@ private:
                     const bool burst_end = reader_.get_framer().buffered() == 0 &&
                                            !(framed_ && transport_ && transport_->input_buffered());
                     if (corked_ && burst_end && !framed_) {
-                        co_await uncork();
+                        if (!uncork_now()) co_await uncork();
                     } else if (corked_ && (burst_end || out_.size() >= cork_flush_bytes) && !writing_ && transport_ &&
                                !out_.empty()) {
                         // ... or, when a packet's worth waits, at once by the
@@ -1373,6 +1402,7 @@ private:
     bool message_ready_ = false; // a whole WebSocket message waits in reader_
     bool drained_ = false;       // the last read was short: wait before the next
     bool corked_ = false;        // the reader is in a burst: it writes the replies after it
+    bool write_reported_ = false; // on_write has seen the batch whose rest write_now() sends
     std::vector<ready_reply> ready_; // replies matched by the reader, completed at run_ready()
     xml::stream_header framed_header_;
     std::string see_other_; // <close see-other-uri/>

@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace xmpp {
@@ -48,6 +49,17 @@ public:
 
     /// Writes all of `data`; throws boost::system::system_error on failure.
     virtual asio::awaitable<void> write(std::string_view data) = 0;
+
+    /// Non-blocking write of what the layer below takes at once: returns the
+    /// bytes written (all of `data` when the socket has room), with `ec`
+    /// set to would_block when that was not all, or to another error. Lets
+    /// the session write a burst's replies without a coroutine. The default
+    /// writes nothing and sets operation_not_supported: use write().
+    virtual std::size_t try_write(std::string_view data, error_code& ec) {
+        (void)data;
+        ec = asio::error::operation_not_supported;
+        return 0;
+    }
 
     /// Orderly shutdown of the sending direction: TLS close_notify, then a
     /// TCP FIN. Does not wait for the peer. Throws on failure.

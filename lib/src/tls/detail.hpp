@@ -67,6 +67,7 @@ public:
     std::size_t read_some(asio::mutable_buffer buf, error_code& ec) override;
     asio::awaitable<void> wait_read() override;
     asio::awaitable<void> write(std::string_view data) override;
+    std::size_t try_write(std::string_view data, error_code& ec) override;
     asio::awaitable<void> shutdown() override;
     void close() noexcept override;
     bool is_secure() const noexcept override { return false; }

@@ -51,6 +51,14 @@ asio::awaitable<void> tcp_transport::write(std::string_view data) {
     co_await asio::async_write(sock_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
 }
 
+std::size_t tcp_transport::try_write(std::string_view data, error_code& ec) {
+    ec = {};
+    if (data.empty()) return 0;
+    const std::size_t n = sock_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (!ec && n < data.size()) ec = asio::error::would_block;
+    return n;
+}
+
 asio::awaitable<void> tcp_transport::shutdown() {
     sock_.shutdown(asio::ip::tcp::socket::shutdown_send);
     co_return;
