@@ -649,6 +649,84 @@ TEST_CASE("tcp transport: plain data, would_block, eof, close", "[tls]") {
     CHECK(waiting.code() == asio::error::operation_aborted);
 }
 
+TEST_CASE("tcp transport: try_write takes what the socket has room for, then would_block", "[tls]") {
+    asio::io_context io;
+    auto [c, s] = socket_pair(io);
+    auto ct = tls::make_tcp_transport(std::move(c));
+    auto st = tls::make_tcp_transport(std::move(s));
+    error_code ec;
+    CHECK(ct->try_write("hello", ec) == 5);
+    CHECK_FALSE(ec);
+    char buf[16];
+    outcome<none> waited;
+    spawn(io, st->wait_read(), waited);
+    run(io, 10s);
+    REQUIRE(st->read_some(asio::buffer(buf), ec) == 5);
+    CHECK(std::string_view(buf, 5) == "hello");
+    // A peer that does not read: the socket fills, and then takes nothing.
+    const std::string chunk(64 * 1024, 'x');
+    std::size_t total = 0, partial = 0;
+    for (int i = 0; i < 10000; ++i) {
+        const std::size_t n = ct->try_write(chunk, ec);
+        total += n;
+        if (n < chunk.size()) {
+            ++partial;
+            CHECK(ec == asio::error::would_block);
+        }
+        if (n == 0) break;
+    }
+    CHECK(partial >= 1);
+    CHECK(total > 0);
+    CHECK(ec == asio::error::would_block);
+    CHECK(ct->try_write(chunk, ec) == 0);
+    CHECK(ec == asio::error::would_block);
+    // What went out arrives whole, in order.
+    std::size_t got = 0;
+    bool all_x = true;
+    for (int i = 0; i < 100000 && got < total; ++i) {
+        char big[65536];
+        const std::size_t n = st->read_some(asio::buffer(big), ec);
+        if (ec == asio::error::would_block) {
+            spawn(io, st->wait_read(), waited);
+            run(io, 10s);
+            continue;
+        }
+        REQUIRE_FALSE(ec);
+        all_x = all_x && std::string_view(big, n).find_first_not_of('x') == std::string_view::npos;
+        got += n;
+    }
+    CHECK(got == total);
+    CHECK(all_x);
+    // After close: an error, not a crash.
+    ct->close();
+    CHECK(ct->try_write("late", ec) == 0);
+    CHECK(ec);
+    CHECK(ec != asio::error::would_block);
+}
+
+TEST_CASE("transport: try_write's default writes nothing and says so", "[tls]") {
+    // (TLS and WebSocket have none: the session then uses write().)
+    asio::io_context io;
+    struct plain_only : transport {
+        asio::any_io_executor ex;
+        asio::any_io_executor get_executor() override { return ex; }
+        std::size_t read_some(asio::mutable_buffer, error_code& ec) override {
+            ec = asio::error::would_block;
+            return 0;
+        }
+        asio::awaitable<void> wait_read() override { co_return; }
+        asio::awaitable<void> write(std::string_view) override { co_return; }
+        asio::awaitable<void> shutdown() override { co_return; }
+        void close() noexcept override {}
+        bool is_secure() const noexcept override { return false; }
+        std::string remote_endpoint_text() const override { return {}; }
+    } t;
+    t.ex = io.get_executor();
+    error_code ec;
+    CHECK(t.try_write("data", ec) == 0);
+    CHECK(ec == asio::error::operation_not_supported);
+}
+
 // --- Verification ----------------------------------------------------------------
 
 TEST_CASE("tls: certificate verification", "[tls]") {
