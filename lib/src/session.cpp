@@ -1119,14 +1119,15 @@ private:
     }
 
     void on_element(xml::node e) {
-        if (e.name() == "error" && e.ns() == xml::ns::stream) {
+        const auto name = e.name();
+        const auto ns = e.ns(); // once: each lookup walks the attributes
+        if (name == "error" && ns == xml::ns::stream) {
             peer_sent_stream_error_ = true;
             throw_if_stream_error(e);
         }
-        if (received_ && e.ns() == xml::ns::client &&
-            (e.name() == "message" || e.name() == "presence" || e.name() == "iq"))
+        if (received_ && ns == xml::ns::client && (name == "message" || name == "presence" || name == "iq"))
             stamp_from(e);
-        if (e.name() == "iq" && e.ns() == xml::ns::client) {
+        if (name == "iq" && ns == xml::ns::client) {
             iq_view v(e);
             auto t = v.type();
             if (t == iq_type::result || t == iq_type::error) {

@@ -243,8 +243,13 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
     prefixes.clear();
     declared.clear();
     // Declare on the root what the element inherited from outside itself.
+    // A document's own root with no stream scope and its own default
+    // namespace (what element("iq", ns) builds) inherits nothing: a prefix it
+    // does not declare is unbound, which the writer reports anyway.
     std::vector<std::pair<std::string, std::string>> extra;
-    detail::inherited_prefixes(n.native(), prefixes, declared);
+    const bool self_contained = n.native().parent().type() != pugi::node_element && !n.scope() &&
+                                n.native().attribute("xmlns");
+    if (!self_contained) detail::inherited_prefixes(n.native(), prefixes, declared);
     for (auto p : prefixes) {
         auto uri = n.lookup_ns(p);
         if (p.empty()) {
