@@ -46,6 +46,17 @@ using boost::system::system_error;
 // as soon as this much waits (about one Ethernet-sized TCP segment).
 constexpr std::size_t cork_flush_bytes = 1536;
 
+// `ex` is `session` (our strand, or the executor itself): compared by
+// target, without converting `session` to an any_completion_executor.
+bool same_executor(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
+    using strand_type = asio::strand<asio::io_context::executor_type>;
+    if (const auto* s = session.target<strand_type>()) {
+        const auto* e = ex.target<strand_type>();
+        return e && *e == *s;
+    }
+    return ex == asio::any_completion_executor(session);
+}
+
 template <class Sig>
 struct tracked {
     asio::any_completion_handler<Sig> h;
@@ -58,8 +69,7 @@ struct tracked {
         // timers on that strand keep its context running until the handler
         // is completed. Taking one costs an allocation (bench/iq_roundtrip).
         auto ex = asio::get_associated_executor(handler, fallback);
-        if (!(ex == asio::any_completion_executor(fallback)))
-            work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+        if (!same_executor(ex, fallback)) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // swap, not move-assignment: Boost 1.81's any_completion_handler
         // move-assignment wraps the handler in itself without end.
         h.swap(handler);
@@ -1446,8 +1456,10 @@ private:
 stanza_envelope envelope_of(xml::node stanza) {
     stanza_envelope v;
     if (!stanza) return v;
-    v.name = std::string(stanza.name());
-    v.ns = std::string(stanza.ns());
+    const auto name = stanza.name();
+    const auto ns = stanza.ns(); // once: it walks the attributes (classify() would again)
+    v.name = std::string(name);
+    v.ns = std::string(ns);
     // One pass over the attributes (not four lookups: every request a
     // handler gets pays for this).
     for (auto a = stanza.native().first_attribute(); a; a = a.next_attribute()) {
@@ -1455,7 +1467,11 @@ stanza_envelope envelope_of(xml::node stanza) {
         std::string* slot = n == "id" ? &v.id : n == "from" ? &v.from : n == "to" ? &v.to : n == "type" ? &v.type : nullptr;
         if (slot) slot->assign(a.value());
     }
-    v.kind = classify(stanza);
+    v.kind = !is_content_ns(ns)    ? stanza_kind::other
+             : name == "message"  ? stanza_kind::message
+             : name == "presence" ? stanza_kind::presence
+             : name == "iq"       ? stanza_kind::iq
+                                  : stanza_kind::other; // as classify()
     return v;
 }
 

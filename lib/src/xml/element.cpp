@@ -298,6 +298,16 @@ element element::adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns
     return e;
 }
 
+element element::adopt_unprefixed(std::unique_ptr<pugi::xml_document> doc, std::string_view default_ns) {
+    element e;
+    e.doc_ = std::move(doc);
+    auto root = e.doc_->document_element();
+    // Unprefixed names only: a root without its own xmlns inherited the
+    // stream's default namespace, and every other name resolves inside.
+    if (root && !default_ns.empty() && !root.attribute("xmlns")) declare(root, {}, default_ns);
+    return e;
+}
+
 node element::root() const noexcept {
     return doc_ ? node(doc_->document_element()) : node();
 }

@@ -139,6 +139,7 @@ boost::system::error_code reader::parse_element(std::span<char> frame) {
 element reader::take_element() {
     if (!current_ || !doc_) return {};
     current_ = {};
+    if (!prefixed_) return element::adopt_unprefixed(std::move(doc_), scope_.lookup({}));
     return element::adopt(std::move(doc_), &scope_);
 }
 
@@ -148,6 +149,7 @@ element reader::take_element() {
 boost::system::error_code reader::validate(pugi::xml_node root) {
     decls_.clear();
     marks_.clear();
+    prefixed_ = false;
     // Namespace of prefix `p` at the element being checked: its own and its
     // ancestors' declarations, then the stream header's.
     auto resolve = [&](std::string_view p) -> std::string_view {
@@ -187,8 +189,10 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
             }
             prefixed |= colon != nullptr;
         }
+        prefixed_ |= prefixed;
         const char* en = n.name();
         if (const char* colon = std::strchr(en, ':')) {
+            prefixed_ = true;
             if (!valid_qname_colons(en, std::strlen(en), colon))
                 return fail(stream_errc::not_well_formed, "element name is not a QName");
             std::string_view ep(en, static_cast<std::size_t>(colon - en));

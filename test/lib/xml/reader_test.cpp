@@ -140,6 +140,40 @@ TEST_CASE("reader: take_element hands the tree over, self-contained", "[reader]"
     CHECK(copied.to_string() == iq.to_string());
 }
 
+TEST_CASE("reader: take_element of trees without prefixes declares only the default namespace", "[reader]") {
+    // The reader saw no prefixed name: only the stream's default namespace
+    // can be inherited (no walk over the tree). The same result as a copy.
+    const std::string header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                               "xmlns:q='urn:q' version='1.0'>";
+    struct row {
+        const char* in;
+        const char* out;
+    };
+    for (const auto& [in, out] : std::vector<row>{
+             {"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+              "<iq type='get' id='1' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>"},
+             {"<x xmlns='urn:own'><y/><z xmlns='jabber:client'/></x>", "<x xmlns='urn:own'><y/><z xmlns='jabber:client'/></x>"},
+             {"<message xml:lang='en'><body>hi</body></message>",
+              "<message xml:lang='en' xmlns='jabber:client'><body>hi</body></message>"},
+             {"<presence><q:c/></presence>", "<presence xmlns='jabber:client' xmlns:q='urn:q'><q:c/></presence>"},
+         }) {
+        INFO(in);
+        reader r;
+        r.feed(header + in);
+        boost::system::error_code ec;
+        REQUIRE(r.next(ec) == frame_event::stream_open);
+        REQUIRE(r.next(ec) == frame_event::element);
+        auto taken = r.take_element();
+        CHECK(taken.to_string() == out);
+        reader r2;
+        CHECK(first_element(r2, header + in).to_string() == out);
+        // The names resolve in the taken tree on its own.
+        auto root = taken.root();
+        CHECK_FALSE(root.ns().empty());
+        for (xmpp::xml::node c : children(root)) CHECK_FALSE(c.ns().empty());
+    }
+}
+
 TEST_CASE("reader: server and component streams", "[reader]") {
     reader r;
     r.feed("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "

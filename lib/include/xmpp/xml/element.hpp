@@ -179,6 +179,9 @@ private:
     // Takes `doc` (a parsed stanza) as it is and declares on its root what it
     // inherited from `scope` (reader::take_element).
     static element adopt(std::unique_ptr<pugi::xml_document> doc, const detail::ns_scope* scope);
+    // The same for a tree with no prefixed name (the reader saw none): only
+    // the default namespace can be inherited; no walk over the tree.
+    static element adopt_unprefixed(std::unique_ptr<pugi::xml_document> doc, std::string_view default_ns);
 
     std::unique_ptr<pugi::xml_document> doc_;
 };

@@ -95,6 +95,7 @@ private:
     std::vector<std::pair<std::string_view, std::string_view>> decls_; // = detail::ns_decls
     std::vector<std::size_t> marks_;
     std::vector<std::string_view> names_;
+    bool prefixed_ = false; // the last element's tree has a prefixed name (xmlns:* aside)
     boost::system::error_code error_;
     std::string_view error_text_;
 };
