@@ -1488,6 +1488,19 @@ xml::element to_element(const stanza_envelope& v) {
 // The entry points take the work guard at once, in the caller's thread:
 // from the moment an operation starts, its handler's executor has work.
 
+// Runs `f` on the session's strand: at once when the caller runs on it
+// already (a stanza handler, or a completion the reader ran inline), without
+// the type-erased trip of asio::dispatch through any_io_executor.
+template <class F>
+void on_strand(const std::shared_ptr<session_impl>& s, F&& f) {
+    using strand_type = asio::strand<asio::io_context::executor_type>;
+    if (const auto* st = s->executor().target<strand_type>(); st && st->running_in_this_thread()) {
+        f();
+        return;
+    }
+    asio::dispatch(s->executor(), std::forward<F>(f));
+}
+
 void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_handler handler) {
     tracked<void(error_code)> h(std::move(handler), s->executor());
     std::string bytes;
@@ -1496,7 +1509,7 @@ void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_han
         return;
     }
     // dispatch: a handler on the strand (the common case) sends at once.
-    asio::dispatch(s->executor(), [s, bytes = std::move(bytes), h = std::move(h)]() mutable {
+    on_strand(s, [s, bytes = std::move(bytes), h = std::move(h)]() mutable {
         s->send(std::move(bytes), std::move(h));
     });
 }
@@ -1504,7 +1517,7 @@ void start_send(const std::shared_ptr<session_impl>& s, xml::element e, send_han
 void start_send_iq(const std::shared_ptr<session_impl>& s, xml::element iq, std::chrono::milliseconds timeout,
                    iq_handler handler) {
     tracked<void(error_code, xml::element)> h(std::move(handler), s->executor());
-    asio::dispatch(s->executor(), [s, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
+    on_strand(s, [s, iq = std::move(iq), timeout, h = std::move(h)]() mutable {
         s->send_iq(std::move(iq), timeout, std::move(h));
     });
 }
@@ -1560,7 +1573,7 @@ void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& 
         complete(std::move(h), s->executor(), ec);
         return;
     }
-    asio::dispatch(s->executor(), [s, out = std::move(out), h = std::move(h)]() mutable { s->send(std::move(out), std::move(h)); });
+    on_strand(s, [s, out = std::move(out), h = std::move(h)]() mutable { s->send(std::move(out), std::move(h)); });
 }
 
 void start_reply_error(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, const stanza_error& err,
