@@ -1013,7 +1013,10 @@ private:
     // transport takes the bytes at once (bench/iq_roundtrip).
     asio::awaitable<void> uncork() {
         corked_ = false;
-        if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) co_return;
+        if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) {
+            write_reported_ = false; // nothing more goes out of that batch
+            co_return;
+        }
         writing_ = true;
         co_await drain_queue(true);
     }
