@@ -123,8 +123,12 @@ xml::element make_iq(iq_type type, std::string_view to, std::string_view payload
                      std::string_view payload_ns, std::string_view content_ns) {
     xml::element e("iq", content_ns);
     auto r = e.root();
-    r.set_attr("type", to_string(type));
-    r.set_attr("id", new_id()); // 8.2.3: required on every IQ
+    // A fresh element, and values of ours: no attribute to replace and no
+    // NUL to check (set_attr() does both; every IQ sent pays for this).
+    const auto t = to_string(type);
+    r.native().append_attribute("type").set_value(t.data(), t.size());
+    const auto id = new_id(); // 8.2.3: required on every IQ
+    r.native().append_attribute("id").set_value(id.data(), id.size());
     if (!to.empty()) r.set_attr("to", to);
     if (!payload_qname.empty()) r.append(payload_qname, payload_ns);
     return e;

@@ -3,6 +3,7 @@
 #include "ns_util.hpp"
 #include "utf8.hpp"
 
+#include <array>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -62,13 +63,29 @@ bool valid_qname(std::string_view q) noexcept {
     return !at_start;
 }
 
+// Bytes an escape() run may copy as they are: printable ASCII other than
+// the markup characters (in attribute values also not the quotes).
+template <bool Attr>
+constexpr std::array<bool, 256> plain_table() {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x80; ++c) t[c] = true;
+    t['&'] = t['<'] = t['>'] = false;
+    if (Attr) t['"'] = t['\''] = false;
+    return t;
+}
+
 template <bool Attr>
 boost::system::error_code escape(std::string_view in, std::string& out) {
+    static constexpr auto plain = plain_table<Attr>();
     const auto* p = reinterpret_cast<const unsigned char*>(in.data());
     const auto* e = p + in.size();
     const auto* run = p;
     auto flush = [&] { out.append(reinterpret_cast<const char*>(run), p - run); };
     while (p < e) {
+        if (plain[*p]) { // the common case: a table look-up per byte
+            ++p;
+            continue;
+        }
         unsigned char c = *p;
         const char* rep = nullptr;
         switch (c) {
@@ -234,10 +251,15 @@ boost::system::error_code write(node n, std::string& out, std::string_view strea
     const auto rollback = out.size();
     // A stanza is rarely shorter: one reservation instead of the doublings.
     if (out.capacity() - out.size() < 256) out.reserve(out.size() + 256);
-    // Scratch space kept per thread (write() does not nest).
-    thread_local detail::ns_decls scope;
-    thread_local std::vector<std::string_view> prefixes, declared;
-    thread_local std::vector<writer::attr_view> attrs;
+    // Scratch space kept per thread (write() does not nest), in one
+    // thread_local: each costs a __tls_get_addr call in a shared library.
+    struct scratch {
+        detail::ns_decls scope;
+        std::vector<std::string_view> prefixes, declared;
+        std::vector<writer::attr_view> attrs;
+    };
+    thread_local scratch tls;
+    auto& [scope, prefixes, declared, attrs] = tls;
     scope.clear();
     attrs.clear();
     prefixes.clear();
