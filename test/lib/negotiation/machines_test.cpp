@@ -1,6 +1,7 @@
 // Scripted exchanges for the sans-io feature machines: the happy path of
 // each, then a failure injected at every step.
 #include "test_catch.hpp"
+#include "idle_transport.hpp"
 
 #include "detail/base64.hpp"
 #include "negotiation/machines.hpp"
@@ -365,20 +366,7 @@ struct script_done : std::exception {};
 
 // A transport that is never read: features see it only through
 // current_transport() (SASL asks it about TLS).
-struct idle_transport final : transport {
-    explicit idle_transport(asio::any_io_executor ex) : ex_(std::move(ex)) {}
-    asio::any_io_executor get_executor() override { return ex_; }
-    std::size_t read_some(asio::mutable_buffer, error_code& ec) override {
-        ec = asio::error::would_block;
-        return 0;
-    }
-    asio::awaitable<void> wait_read() override { co_return; }
-    asio::awaitable<void> write(std::string_view) override { co_return; }
-    asio::awaitable<void> shutdown() override { co_return; }
-    void close() noexcept override {}
-    bool is_secure() const noexcept override { return false; }
-    asio::any_io_executor ex_;
-};
+using xmpp::test::idle_transport;
 
 // The negotiator's side of one stream: the server's elements come from a
 // script; whatever the client sends is recorded; an empty script ends the

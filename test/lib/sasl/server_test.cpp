@@ -8,6 +8,7 @@
 // against the feature over a scripted negotiation_stream. Hand-made
 // messages cover what our client never sends.
 #include "test_catch.hpp"
+#include "idle_transport.hpp"
 
 #include <xmpp/error.hpp>
 #include <xmpp/negotiator.hpp>
@@ -800,25 +801,15 @@ xmpp::xml::element el(std::string_view text) {
     return e;
 }
 
-struct fake_transport final : xmpp::transport {
+struct fake_transport final : xmpp::test::idle_transport {
     fake_transport(asio::any_io_executor ex, bool secure, int version, std::map<std::string, bytes> cb)
-        : ex_(std::move(ex)), secure_(secure), version_(version), cb_(std::move(cb)) {}
-    asio::any_io_executor get_executor() override { return ex_; }
-    std::size_t read_some(asio::mutable_buffer, error_code& ec) override {
-        ec = asio::error::would_block;
-        return 0;
-    }
-    asio::awaitable<void> wait_read() override { co_return; }
-    asio::awaitable<void> write(std::string_view) override { co_return; }
-    asio::awaitable<void> shutdown() override { co_return; }
-    void close() noexcept override {}
+        : idle_transport(std::move(ex)), secure_(secure), version_(version), cb_(std::move(cb)) {}
     bool is_secure() const noexcept override { return secure_; }
     int tls_version() const noexcept override { return version_; }
     std::vector<std::uint8_t> channel_binding(std::string_view type) const override {
         auto it = cb_.find(std::string(type));
         return it == cb_.end() ? bytes{} : it->second;
     }
-    asio::any_io_executor ex_;
     bool secure_;
     int version_;
     std::map<std::string, bytes> cb_;

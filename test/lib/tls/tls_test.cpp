@@ -1,6 +1,7 @@
 // TLS and TCP transports: in-process client and server over loopback, and a
 // third-party peer (openssl s_server).
 #include "test_catch.hpp"
+#include "idle_transport.hpp"
 
 #include "testbed/pki.hpp"
 #include "testbed/process.hpp"
@@ -707,21 +708,7 @@ TEST_CASE("tcp transport: try_write takes what the socket has room for, then wou
 TEST_CASE("transport: try_write's default writes nothing and says so", "[tls]") {
     // (TLS and WebSocket have none: the session then uses write().)
     asio::io_context io;
-    struct plain_only : transport {
-        asio::any_io_executor ex;
-        asio::any_io_executor get_executor() override { return ex; }
-        std::size_t read_some(asio::mutable_buffer, error_code& ec) override {
-            ec = asio::error::would_block;
-            return 0;
-        }
-        asio::awaitable<void> wait_read() override { co_return; }
-        asio::awaitable<void> write(std::string_view) override { co_return; }
-        asio::awaitable<void> shutdown() override { co_return; }
-        void close() noexcept override {}
-        bool is_secure() const noexcept override { return false; }
-        std::string remote_endpoint_text() const override { return {}; }
-    } t;
-    t.ex = io.get_executor();
+    xmpp::test::idle_transport t(io.get_executor());
     error_code ec;
     CHECK(t.try_write("data", ec) == 0);
     CHECK(ec == asio::error::operation_not_supported);
