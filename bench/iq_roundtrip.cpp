@@ -344,6 +344,39 @@ latency_figures latency_bench(asio::io_context& io, std::uint16_t raw_port, cons
     return f;
 }
 
+// 64 loops on `s`, each with one IQ outstanding, until `d` has passed: the
+// IQs answered and the time until the last loop ended. Throws what an IQ failed with.
+struct in_flight_run {
+    std::size_t done = 0;
+    double secs = 0;
+};
+
+in_flight_run run_in_flight(asio::io_context& io, session& s, clock_type::duration d, const char* what) {
+    in_flight_run r;
+    boost::system::error_code failed;
+    int running = in_flight;
+    const auto t0 = clock_type::now();
+    const auto stop = t0 + d;
+    for (int i = 0; i < in_flight; ++i)
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+            while (clock_type::now() < stop) {
+                auto [ec, reply] = co_await s.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"),
+                                                            asio::as_tuple(use_awaitable));
+                if (ec) {
+                    failed = ec;
+                    break;
+                }
+                ++r.done;
+            }
+            --running;
+        }, asio::detached);
+    io.restart();
+    while (running > 0) io.run_one();
+    if (failed) throw boost::system::system_error(failed, what);
+    r.secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    return r;
+}
+
 // 64 in flight over TCP and over ws:// in alternating slices of 250 ms on
 // two persistent sessions, for the WebSocket / TCP ratio: one after the
 // other, the two figures would see two machines (see latency_bench).
@@ -361,35 +394,14 @@ throughput_figures throughput_bench(asio::io_context& io, const session_options&
         co_await ws_s.async_connect(use_awaitable);
     });
     double done[2] = {0, 0}, secs[2] = {0, 0};
-    boost::system::error_code failed;
-    const auto slice = std::chrono::milliseconds(250);
     const auto end = clock_type::now() + dur;
     for (int turn = 0; clock_type::now() < end || turn < 4; ++turn) {
         const int which = turn % 2;
-        session& s = which == 0 ? tcp_s : ws_s;
-        std::size_t n = 0;
-        int running = in_flight;
-        const auto t0 = clock_type::now();
-        const auto stop = t0 + slice;
-        for (int i = 0; i < in_flight; ++i)
-            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-                while (clock_type::now() < stop) {
-                    auto [ec, r] = co_await s.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"),
-                                                            asio::as_tuple(use_awaitable));
-                    if (ec) {
-                        failed = ec;
-                        break;
-                    }
-                    ++n;
-                }
-                --running;
-            }, asio::detached);
-        io.restart();
-        while (running > 0) io.run_one();
-        if (failed) throw boost::system::system_error(failed, which == 0 ? "IQ over TCP" : "IQ over ws://");
+        const auto r = run_in_flight(io, which == 0 ? tcp_s : ws_s, std::chrono::milliseconds(250),
+                                     which == 0 ? "IQ over TCP" : "IQ over ws://");
         if (turn >= 2) { // the first slice of each warms up
-            done[which] += n;
-            secs[which] += std::chrono::duration<double>(clock_type::now() - t0).count();
+            done[which] += r.done;
+            secs[which] += r.secs;
         }
     }
     run(io, [&]() -> asio::awaitable<void> {
@@ -435,21 +447,8 @@ iq_figures iq_bench(asio::io_context& io, const session_options& o, std::chrono:
         run(io, [&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
         return f;
     }
-    std::size_t done = 0;
-    int running = in_flight;
-    const auto t0 = clock_type::now();
-    const auto end = t0 + dur;
-    for (int i = 0; i < in_flight; ++i)
-        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-            while (clock_type::now() < end) {
-                (void)co_await s.async_send_iq(make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"), use_awaitable);
-                ++done;
-            }
-            --running;
-        }, asio::detached);
-    io.restart();
-    while (running > 0) io.run_one();
-    f.per_s = done / std::chrono::duration<double>(clock_type::now() - t0).count();
+    const auto r = run_in_flight(io, s, dur, "64 IQs in flight");
+    f.per_s = r.done / r.secs;
     run(io, [&]() -> asio::awaitable<void> { co_await s.async_close(use_awaitable); });
     return f;
 }
