@@ -2,6 +2,7 @@
 #include <xmpp/xml/detail/ns_scope.hpp>
 #include <xmpp/xml/writer.hpp>
 
+#include "block_cache.hpp"
 #include "ns_util.hpp"
 
 #include <cstdlib>
@@ -30,32 +31,16 @@ struct alignas(16) block_header {
     std::size_t size;
     std::size_t pad;
 };
-struct page_cache {
-    static constexpr int capacity = 32;
-    block_header* blocks[capacity];
-    int n = 0;
-    ~page_cache() {
-        for (int i = 0; i < n; ++i) std::free(blocks[i]);
-        n = 0;
-        gone = true;
-    }
-    static thread_local bool gone; // trivially destructible: valid after the cache
+struct page_tag {
+    static void free(void* p) noexcept { std::free(p); }
 };
-thread_local bool page_cache::gone = false;
-thread_local page_cache cache;
+using page_cache = detail::block_cache<page_tag, 32>; // holds block_headers
 
 void* pugi_allocate(std::size_t size) {
     // Only page-sized blocks are cached (see pugi_deallocate): a small one
     // (the copy of a frame's bytes) need not look through the cache.
-    if (size >= 2048 && !page_cache::gone) {
-        for (int i = 0; i < cache.n; ++i) {
-            block_header* h = cache.blocks[i];
-            if (h->size >= size && h->size <= 2 * size) {
-                cache.blocks[i] = cache.blocks[--cache.n];
-                return h + 1;
-            }
-        }
-    }
+    if (size >= 2048)
+        if (auto b = page_cache::take(size, 2 * size); b.p) return static_cast<block_header*>(b.p) + 1;
     auto* h = static_cast<block_header*>(std::malloc(sizeof(block_header) + size));
     if (!h) return nullptr;
     h->size = size;
@@ -65,10 +50,7 @@ void* pugi_allocate(std::size_t size) {
 void pugi_deallocate(void* p) {
     if (!p) return;
     block_header* h = static_cast<block_header*>(p) - 1;
-    if (!page_cache::gone && h->size >= 4096 && h->size <= 64 * 1024 && cache.n < page_cache::capacity) {
-        cache.blocks[cache.n++] = h;
-        return;
-    }
+    if (h->size >= 4096 && h->size <= 64 * 1024 && page_cache::put(h, h->size)) return;
     std::free(h);
 }
 

@@ -1,5 +1,6 @@
 #include <xmpp/xml/framer.hpp>
 
+#include "block_cache.hpp"
 #include "utf8.hpp"
 
 #include <algorithm>
@@ -86,42 +87,20 @@ namespace {
 // its buffer whenever it waits for input (an idle stream holds none), and a
 // busy one would otherwise malloc, and free past glibc's tcache, on every
 // read (bench/iq_roundtrip). At most 4 x 16 KiB per thread.
-struct buffer_cache {
-    static constexpr int capacity = 4;
-    static constexpr std::size_t largest = 16 * 1024;
-    struct block {
-        char* p;
-        std::size_t n;
-    };
-    block blocks[capacity];
-    int n = 0;
-    ~buffer_cache() {
-        for (int i = 0; i < n; ++i) ::operator delete(blocks[i].p);
-        n = 0;
-        gone = true;
-    }
-    static thread_local bool gone; // trivially destructible: valid after the cache
+struct input_tag {
+    static void free(void* p) noexcept { ::operator delete(p); }
 };
-thread_local bool buffer_cache::gone = false;
-thread_local buffer_cache input_cache;
+using input_cache = detail::block_cache<input_tag, 4>;
+constexpr std::size_t largest_cached = 16 * 1024;
 
 } // namespace
 
 void framer::input_buffer::grow(std::size_t want, std::size_t keep) {
     if (want <= cap_) return;
-    char* np = nullptr;
-    std::size_t ncap = 0;
-    if (!buffer_cache::gone) {
-        for (int i = 0; i < input_cache.n; ++i) {
-            // Not much larger than asked: the limits bound what a stream holds.
-            if (input_cache.blocks[i].n >= want && input_cache.blocks[i].n <= want + want / 4) {
-                np = input_cache.blocks[i].p;
-                ncap = input_cache.blocks[i].n;
-                input_cache.blocks[i] = input_cache.blocks[--input_cache.n];
-                break;
-            }
-        }
-    }
+    // Not much larger than asked: the limits bound what a stream holds.
+    const auto b = input_cache::take(want, want + want / 4);
+    char* np = static_cast<char*>(b.p);
+    std::size_t ncap = b.n;
     if (!np) {
         np = static_cast<char*>(::operator new(want));
         ncap = want;
@@ -134,10 +113,7 @@ void framer::input_buffer::grow(std::size_t want, std::size_t keep) {
 
 void framer::input_buffer::release() noexcept {
     if (!p_) return;
-    if (!buffer_cache::gone && cap_ <= buffer_cache::largest && input_cache.n < buffer_cache::capacity)
-        input_cache.blocks[input_cache.n++] = {p_, cap_};
-    else
-        ::operator delete(p_);
+    if (cap_ > largest_cached || !input_cache::put(p_, cap_)) ::operator delete(p_);
     p_ = nullptr;
     cap_ = 0;
 }
