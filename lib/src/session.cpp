@@ -46,12 +46,14 @@ using boost::system::system_error;
 // as soon as this much waits (about one Ethernet-sized TCP segment).
 constexpr std::size_t cork_flush_bytes = 1536;
 
+// The session's strand over an io_context (make_session_strand).
+using session_strand = asio::strand<asio::io_context::executor_type>;
+
 // `ex` is `session` (our strand, or the executor itself): compared by
 // target, without converting `session` to an any_completion_executor.
 bool same_executor(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
-    using strand_type = asio::strand<asio::io_context::executor_type>;
-    if (const auto* s = session.target<strand_type>()) {
-        const auto* e = ex.target<strand_type>();
+    if (const auto* s = session.target<session_strand>()) {
+        const auto* e = ex.target<session_strand>();
         return e && *e == *s;
     }
     return ex == asio::any_completion_executor(session);
@@ -766,10 +768,9 @@ private:
         co_await transport_->write_messages(messages);
     }
 
-    asio::awaitable<void> write_now(std::string_view bytes) {
+    asio::awaitable<void> write_now(std::string_view bytes, bool report = true) {
         if (!transport_) throw system_error(make_error_code(errc::session_closed), "no transport");
-        // (The rest of a batch uncork_now() began: on_write saw it whole.)
-        if (opts_.on_write && !std::exchange(write_reported_, false)) opts_.on_write(bytes);
+        if (opts_.on_write && report) opts_.on_write(bytes);
         co_await transport_->write(bytes);
     }
 
@@ -819,7 +820,7 @@ private:
     }
 
     asio::awaitable<void> wait_input(bool step_deadline) {
-        if (corked_ && !uncork_now()) co_await uncork(); // never wait with replies held back
+        if (corked_ && !uncork_now()) co_await finish_uncork(); // never wait with replies held back
         // Idle: hold no read buffer and no parse tree while waiting.
         reader_.shrink();
         // Negotiation only: conn_ lives until the connect is over.
@@ -974,7 +975,8 @@ private:
 
     // Writes what is queued until nothing is; writing_ is set by the caller.
     // `here`: the reader's uncork, a safe point: the senders complete inline.
-    asio::awaitable<void> drain_queue(bool here = false) {
+    // `reported`: on_write has seen the first batch already (uncork_now()).
+    asio::awaitable<void> drain_queue(bool here = false, bool reported = false) {
         error_info failure;
         while (!out_.empty() && phase_ != phase::closed) {
             std::string batch;
@@ -986,7 +988,7 @@ private:
             error_code ec;
             try {
                 if (framed_) co_await write_framed(batch, sizes);
-                else co_await write_now(batch);
+                else co_await write_now(batch, !std::exchange(reported, false));
             } catch (...) {
                 failure = info_of(std::current_exception());
                 ec = failure.code;
@@ -1009,25 +1011,14 @@ private:
     }
 
     // The reader, done with a burst of input, writes what its handlers
-    // queued itself: no trip through the scheduler for the writer when the
-    // transport takes the bytes at once (bench/iq_roundtrip).
-    asio::awaitable<void> uncork() {
-        corked_ = false;
-        if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) {
-            write_reported_ = false; // nothing more goes out of that batch
-            co_return;
-        }
-        writing_ = true;
-        co_await drain_queue(true);
-    }
-
-    // uncork() without a coroutine: one non-blocking write, the senders
-    // completed inline. True when that was all there was to do; false when
-    // uncork() must run (the transport has no try_write, the socket took
-    // part: the rest follows as usual).
+    // queued itself: one non-blocking write, no coroutine and no scheduler
+    // trip, the senders completed inline (bench/iq_roundtrip). True when that
+    // was all there was to do; false when finish_uncork() must write the
+    // rest (a WebSocket's messages, a transport without try_write, a socket
+    // that took part).
     bool uncork_now() {
         if (writing_ || out_.empty() || !transport_ || phase_ == phase::closed) {
-            corked_ = false; // nothing to write here, as in uncork()
+            corked_ = false; // nothing to write here
             return true;
         }
         if (framed_) return false; // messages: write_messages()
@@ -1042,11 +1033,16 @@ private:
             for (auto& w : waiters) complete_here(std::move(w), exec_, error_code{});
             return true;
         }
-        // The rest (or all, without try_write; and an error, if any)
-        // through write_now().
-        out_.erase(0, n);
-        write_reported_ = true;
+        out_.erase(0, n); // the rest (and an error, if any) through write_now()
         return false;
+    }
+
+    // What uncork_now() left: on_write has seen the batch, unless it is a
+    // WebSocket's (uncork_now() writes no messages).
+    asio::awaitable<void> finish_uncork() {
+        corked_ = false;
+        writing_ = true;
+        co_await drain_queue(true, !framed_);
     }
 
     // Waits until the writer has nothing in flight, at most `limit`; past
@@ -1075,7 +1071,7 @@ private:
             for (;;) {
                 // Back-pressure: too many handlers running, read no further.
                 while (handlers_running_ >= std::max<std::size_t>(opts_.max_handlers, 1) && phase_ != phase::closed) {
-                    if (corked_) co_await uncork();
+                    if (corked_ && !uncork_now()) co_await finish_uncork();
                     co_await wakeup_.async_wait(asio::as_tuple(asio::use_awaitable));
                 }
                 if (phase_ == phase::closed) co_return;
@@ -1092,7 +1088,7 @@ private:
                     const bool burst_end = reader_.get_framer().buffered() == 0 &&
                                            !(framed_ && transport_ && transport_->input_buffered());
                     if (corked_ && burst_end && !framed_) {
-                        if (!uncork_now()) co_await uncork();
+                        if (!uncork_now()) co_await finish_uncork();
                     } else if (corked_ && (burst_end || out_.size() >= cork_flush_bytes) && !writing_ && transport_ &&
                                !out_.empty()) {
                         // ... or, when a packet's worth waits, at once by the
@@ -1416,7 +1412,6 @@ private:
     bool message_ready_ = false; // a whole WebSocket message waits in reader_
     bool drained_ = false;       // the last read was short: wait before the next
     bool corked_ = false;        // the reader is in a burst: it writes the replies after it
-    bool write_reported_ = false; // on_write has seen the batch whose rest write_now() sends
     std::vector<ready_reply> ready_; // replies matched by the reader, completed at run_ready()
     xml::stream_header framed_header_;
     std::string see_other_; // <close see-other-uri/>
@@ -1496,8 +1491,7 @@ xml::element to_element(const stanza_envelope& v) {
 // the type-erased trip of asio::dispatch through any_io_executor.
 template <class F>
 void on_strand(const std::shared_ptr<session_impl>& s, F&& f) {
-    using strand_type = asio::strand<asio::io_context::executor_type>;
-    if (const auto* st = s->executor().target<strand_type>(); st && st->running_in_this_thread()) {
+    if (const auto* st = s->executor().target<session_strand>(); st && st->running_in_this_thread()) {
         f();
         return;
     }
