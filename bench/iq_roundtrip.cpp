@@ -48,7 +48,6 @@
 #include <thread>
 #include <vector>
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -112,13 +111,8 @@ asio::awaitable<void> raw_listen(tcp::acceptor& a, std::size_t req, std::size_t 
 // appends its p50 to FILE at its end.
 struct turnaround {
     clock_type::time_point read_at{};
-    std::vector<double> us_, wake_;
-    const std::int64_t* epoll_return = static_cast<const std::int64_t*>(dlsym(RTLD_DEFAULT, "ew_return_ns"));
-    void on_read() {
-        read_at = clock_type::now();
-        if (epoll_return && *epoll_return && wake_.size() < 1000000)
-            wake_.push_back((read_at.time_since_epoch().count() - *epoll_return) / 1000.0);
-    }
+    std::vector<double> us_;
+    void on_read() { read_at = clock_type::now(); }
     void on_write() {
         if (read_at != clock_type::time_point{} && us_.size() < 1000000) us_.push_back(us(clock_type::now() - read_at));
         read_at = {};
@@ -128,10 +122,6 @@ struct turnaround {
         std::sort(us_.begin(), us_.end());
         if (FILE* f = std::fopen(std::getenv("IQ_ROUNDTRIP_TURNAROUND"), "a")) {
             std::fprintf(f, "turnaround %s p50 %.2f us (%zu)\n", who, us_[us_.size() / 2], us_.size());
-            if (!wake_.empty()) {
-                std::sort(wake_.begin(), wake_.end());
-                std::fprintf(f, "wake %s p50 %.2f us\n", who, wake_[wake_.size() / 2]);
-            }
             std::fclose(f);
         }
     }
