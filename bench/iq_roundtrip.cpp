@@ -9,7 +9,9 @@
 // The server process is this program run as `iq_roundtrip --serve DIR`: one
 // thread, one io_context. Figures:
 //   BENCH raw_tcp_p50_us and iq_p50_us: one in flight, in alternating
-//         100 ms slices (see latency_bench), and their ratio iq_p50_vs_raw
+//         100 ms slices (see latency_bench), and their ratio iq_p50_vs_raw;
+//         the server answers with an inline handler (session.hpp), and in
+//         the third slice, iq_p50_us_coroutine_handler, with a coroutine one
 //   BENCH raw_tcp_per_s (64 in flight, one write per message),
 //         raw_tcp_batched_per_s (64 in flight, one write each way)
 //   BENCH iq_per_s (64 in flight), iq_p50_us_alone       plain TCP
@@ -166,13 +168,22 @@ int serve(const std::string& dir, std::size_t req, std::size_t resp) {
     asio::io_context io(1);
     std::vector<session> sessions;
     auto keep = [&](session s) {
-        s.set_handler([](incoming in) -> asio::awaitable<bool> {
-            if (iq_view(in.element()).is_request()) {
+        // The ping responder as an inline handler (no coroutine per IQ);
+        // the client's resource "co" gets it as a coroutine handler, for
+        // latency_bench's second figure.
+        if (s.peer_address().resourcepart() == "co") {
+            s.set_handler([](incoming in) -> asio::awaitable<bool> {
+                if (!iq_view(in.element()).is_request()) co_return false;
                 co_await in.async_reply(asio::deferred);
                 co_return true;
-            }
-            co_return false;
-        });
+            });
+        } else {
+            s.set_inline_handler([](incoming& in) {
+                if (!iq_view(in.element()).is_request()) return false;
+                in.async_reply(asio::detached);
+                return true;
+            });
+        }
         sessions.push_back(std::move(s));
         // Logged-in sessions of the login benchmark close themselves; drop
         // the ones that have ended so memory stays flat.
@@ -295,23 +306,28 @@ struct iq_figures {
 // machine. On a shared VM the speed of loopback round trips drifts by 30%
 // within a minute, so figures measured one after the other would compare
 // two machines.
+// Our IQs twice: answered by the server's inline handler (iq_p50_us), and
+// by a coroutine handler (the session of resource "co").
 struct latency_figures {
-    double raw_p50_us = 0, iq_p50_us = 0;
+    double raw_p50_us = 0, iq_p50_us = 0, co_iq_p50_us = 0;
 };
 
 latency_figures latency_bench(asio::io_context& io, std::uint16_t raw_port, const session_options& o, std::size_t req,
                               std::size_t resp, std::chrono::seconds dur) {
     latency_figures f;
-    session s(io.get_executor(), o);
+    auto co_o = o;
+    co_o.address = jid::parse("bench@localhost/co");
+    session s(io.get_executor(), o), co_s(io.get_executor(), co_o);
     run(io, [&]() -> asio::awaitable<void> {
         tcp::socket raw(io);
         co_await raw.async_connect({asio::ip::make_address("127.0.0.1"), raw_port}, use_awaitable);
         raw.set_option(tcp::no_delay(true));
         co_await s.async_connect(use_awaitable);
+        co_await co_s.async_connect(use_awaitable);
         const std::string one(req, 'q');
         std::vector<char> in(resp);
         auto ping = [] { return make_iq(iq_type::get, "localhost", "ping", "urn:xmpp:ping"); };
-        std::vector<double> raw_rtt, iq_rtt;
+        std::vector<double> raw_rtt, iq_rtt, co_rtt;
         const auto slice = std::chrono::milliseconds(100);
         const auto end = clock_type::now() + dur;
         for (bool warm = true; clock_type::now() < end; warm = false) {
@@ -321,15 +337,20 @@ latency_figures latency_bench(asio::io_context& io, std::uint16_t raw_port, cons
                 co_await asio::async_read(raw, asio::buffer(in), use_awaitable);
                 if (!warm) raw_rtt.push_back(us(clock_type::now() - t0));
             }
-            for (auto e = clock_type::now() + slice; clock_type::now() < e;) {
-                auto t0 = clock_type::now();
-                (void)co_await s.async_send_iq(ping(), use_awaitable);
-                if (!warm) iq_rtt.push_back(us(clock_type::now() - t0));
+            for (auto* x : {&s, &co_s}) {
+                auto& rtt = x == &s ? iq_rtt : co_rtt;
+                for (auto e = clock_type::now() + slice; clock_type::now() < e;) {
+                    auto t0 = clock_type::now();
+                    (void)co_await x->async_send_iq(ping(), use_awaitable);
+                    if (!warm) rtt.push_back(us(clock_type::now() - t0));
+                }
             }
         }
         f.raw_p50_us = p50(raw_rtt);
         f.iq_p50_us = p50(iq_rtt);
+        f.co_iq_p50_us = p50(co_rtt);
         co_await s.async_close(use_awaitable);
+        co_await co_s.async_close(use_awaitable);
     });
     return f;
 }
@@ -588,6 +609,8 @@ int main(int argc, char** argv) try {
     bench("ws_iq_p50_us", ws_f.p50_us, "us");
     bench("ws_iq_per_s", ws_f.per_s, "1/s");
     bench("iq_p50_vs_raw", lat_f.iq_p50_us / lat_f.raw_p50_us, "x");
+    bench("iq_p50_us_coroutine_handler", lat_f.co_iq_p50_us, "us");
+    bench("iq_p50_vs_raw_coroutine_handler", lat_f.co_iq_p50_us / lat_f.raw_p50_us, "x");
     bench("iq_per_s_alternating", thr_f.tcp_per_s, "1/s");
     bench("ws_iq_per_s_alternating", thr_f.ws_per_s, "1/s");
     bench("ws_vs_tcp_iq_per_s", 100.0 * thr_f.ws_per_s / thr_f.tcp_per_s, "%"); // the same run, alternating slices

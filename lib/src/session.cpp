@@ -324,6 +324,7 @@ public:
     /// The owning session object is going away: stop everything now.
     void detach() {
         handler_ = nullptr; // running handler calls share ownership
+        inline_handler_ = nullptr;
         abort_reason_ = make_error_code(errc::session_closed);
         // No on_closed: what it would tell belongs to an object that is gone.
         end_session({make_error_code(errc::session_closed), "session destroyed"}, false);
@@ -331,6 +332,11 @@ public:
 
     void set_handler(stanza_handler h) {
         handler_ = h ? std::make_shared<const stanza_handler>(std::move(h)) : nullptr;
+        inline_handler_ = nullptr;
+    }
+    void set_inline_handler(inline_handler h) {
+        inline_handler_ = h ? std::make_shared<const inline_handler>(std::move(h)) : nullptr;
+        handler_ = nullptr;
     }
 
     // Receiving side: the user has the session; stanzas may flow.
@@ -1149,8 +1155,14 @@ private:
                 return;
             }
         }
+        // RFC 6120 8.4: an IQ get or set nobody handles is answered.
+        const bool is_request = name == "iq" && ns == xml::ns::client && iq_view(e).is_request();
+        if (inline_handler_) {
+            run_inline(is_request);
+            return;
+        }
         if (!handler_) {
-            if (iq_view(e).is_request()) reply_error(e, stanza_error(stanza_errc::service_unavailable));
+            if (is_request) reply_error(e, stanza_error(stanza_errc::service_unavailable));
             return;
         }
         ++handlers_running_;
@@ -1158,15 +1170,36 @@ private:
         // session's end must not destroy what a suspended call still uses
         // (a shared_ptr, not a std::function copy: no allocation per stanza).
         // The parsed tree itself goes to the handler: no copy.
-        asio::co_spawn(exec_, run_handler(shared_from_this(), handler_, reader_.take_element()), asio::detached);
+        asio::co_spawn(exec_, run_handler(shared_from_this(), handler_, reader_.take_element(), is_request),
+                       asio::detached);
+    }
+
+    // The inline handler's call, between two elements of the reader. The
+    // handler may replace itself (set_inline_handler runs inline on the
+    // strand): the call holds its own reference.
+    void run_inline(bool is_request) {
+        const auto handler = inline_handler_;
+        incoming in(shared_from_this(), reader_.take_element());
+        bool handled = false;
+        bool failed = false;
+        try {
+            handled = (*handler)(in);
+        } catch (...) {
+            failed = true;
+        }
+        if (!is_request || (handled && !failed) || phase_ != phase::ready) return;
+        // The handler may have moved the element out: release() kept its
+        // envelope, which request() gives.
+        auto req = to_element(in.request());
+        reply_error(req.root(),
+                    stanza_error(failed ? stanza_errc::internal_server_error : stanza_errc::service_unavailable));
     }
 
     asio::awaitable<void> run_handler(std::shared_ptr<session_impl> self, std::shared_ptr<const stanza_handler> handler,
-                                      xml::element e) {
+                                      xml::element e, bool is_request) {
         // Kept for the automatic answer and the replies: the handler may
         // move the element out.
         stanza_envelope request = envelope_of(e.root());
-        const bool is_request = iq_view(e.root()).is_request();
         bool handled = false;
         bool failed = false;
         try {
@@ -1432,6 +1465,7 @@ private:
     std::unordered_map<std::string, pending_iq> pending_;
     std::uint64_t iq_gen_ = 0;
     std::shared_ptr<const stanza_handler> handler_;
+    std::shared_ptr<const inline_handler> inline_handler_; // or this one (set_inline_handler)
     std::size_t handlers_running_ = 0;
     struct connect_state {
         explicit connect_state(const asio::any_io_executor& s) : deadline(s), step(s) {}
@@ -1640,6 +1674,10 @@ session::executor_type session::get_executor() const noexcept { return impl_->ex
 void session::set_handler(stanza_handler h) {
     // On the strand: the reader reads handler_ there.
     asio::dispatch(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->set_handler(std::move(h)); });
+}
+
+void session::set_inline_handler(inline_handler h) {
+    asio::dispatch(impl_->executor(), [impl = impl_, h = std::move(h)]() mutable { impl->set_inline_handler(std::move(h)); });
 }
 
 void session::start_connect(const std::shared_ptr<detail::session_impl>& impl,

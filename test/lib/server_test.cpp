@@ -408,6 +408,140 @@ TEST_CASE("server: a burst of requests over a WebSocket is answered in a few wri
     }
 }
 
+TEST_CASE("server: inline handlers answer at once, decline, throw, release, defer and replace themselves") {
+    fixture fx;
+    std::vector<std::string> calls; // which handler saw which payload
+    auto srv = std::make_unique<server>(fx.io.get_executor(), fx.server_opts());
+    for (auto k : {listener_kind::tcp, listener_kind::direct_tls, listener_kind::ws, listener_kind::wss})
+        srv->listen({loopback, 0}, k);
+    srv->start([&](session s) {
+        s.set_inline_handler([&](incoming& in) -> bool {
+            auto e = in.element();
+            auto payload = iq_view(e).payload();
+            const std::string what = payload ? std::string(payload.name()) : std::string(e.name());
+            calls.push_back("first:" + what);
+            if (what == "ping") {
+                in.async_reply(asio::detached); // no coroutine anywhere
+                return true;
+            }
+            if (what == "throw") throw std::runtime_error("handler bug");
+            if (what == "release") {
+                auto tree = in.release(); // the automatic answer still knows the request
+                return tree.root().name() != "iq";
+            }
+            if (what == "later") {
+                // Moved into a coroutine of its own: the reader goes on meanwhile.
+                asio::co_spawn(fx.io, [in = std::move(in)]() mutable -> asio::awaitable<void> {
+                    co_await sleep_for(50ms);
+                    xml::element p("later", "urn:x-test");
+                    co_await in.async_reply(std::move(p), use_awaitable);
+                }, asio::detached);
+                return true;
+            }
+            if (what == "swap") {
+                // Replaced from inside its own call: the next element goes to the new one.
+                fx.sessions.back().set_inline_handler([&](incoming& in2) {
+                    calls.push_back("second:" + std::string(iq_view(in2.element()).payload().name()));
+                    in2.async_reply(asio::detached);
+                    return true;
+                });
+                in.async_reply(asio::detached);
+                return true;
+            }
+            return false; // "decline", and <message type='get'/>
+        });
+        fx.sessions.push_back(std::move(s));
+    });
+    for (auto kind : {listener_kind::tcp, listener_kind::ws}) {
+        DYNAMIC_SECTION(kind_name(kind)) {
+            calls.clear();
+            fx.run([&]() -> asio::awaitable<void> {
+                session c(fx.io.get_executor(), fx.client_opts(*srv, kind));
+                std::vector<std::string> client_saw; // messages reaching the client
+                c.set_handler([&](incoming in) -> asio::awaitable<bool> {
+                    client_saw.emplace_back(in.element().attr("type"));
+                    co_return true;
+                });
+                auto [ec] = co_await c.async_connect(asio::as_tuple(use_awaitable));
+                REQUIRE_FALSE(ec);
+                auto ask = [&](const char* what) -> asio::awaitable<std::pair<boost::system::error_code, xml::element>> {
+                    auto [e, r] = co_await c.async_send_iq(make_iq(iq_type::get, "localhost", what, "urn:x-test"),
+                                                           2s, asio::as_tuple(use_awaitable));
+                    co_return std::pair{e, std::move(r)};
+                };
+                auto ping = co_await ask("ping");
+                CHECK_FALSE(ping.first);
+                CHECK(ping.second.root().attr("type") == "result");
+                auto decline = co_await ask("decline");
+                CHECK(decline.first == stanza_errc::service_unavailable);
+                auto thrown = co_await ask("throw");
+                CHECK(thrown.first == stanza_errc::internal_server_error);
+                auto released = co_await ask("release");
+                CHECK(released.first == stanza_errc::service_unavailable);
+                // The deferred answer comes after a ping sent behind it.
+                std::pair<boost::system::error_code, xml::element> later;
+                bool later_done = false;
+                asio::co_spawn(fx.io, [&]() -> asio::awaitable<void> {
+                    later = co_await ask("later");
+                    later_done = true;
+                }, asio::detached);
+                co_await sleep_for(5ms);
+                auto ping2 = co_await ask("ping");
+                CHECK_FALSE(ping2.first);
+                CHECK_FALSE(later_done);
+                for (int i = 0; i < 100 && !later_done; ++i) co_await sleep_for(10ms);
+                REQUIRE(later_done);
+                CHECK_FALSE(later.first);
+                CHECK(later.second.root().child("later", "urn:x-test"));
+                // Not an IQ: declining a <message type='get'/> sends nothing back
+                // (only IQ get and set are answered automatically).
+                xml::element m("message", xml::ns::client);
+                m.root().set_attr("type", "get");
+                m.root().set_attr("to", "localhost");
+                co_await c.async_send(std::move(m), use_awaitable);
+                auto swap = co_await ask("swap");
+                CHECK_FALSE(swap.first);
+                auto after = co_await ask("after-swap");
+                CHECK_FALSE(after.first);
+                co_await sleep_for(50ms);
+                CHECK(client_saw.empty());
+                co_await c.async_close(use_awaitable);
+            });
+            CHECK(calls == std::vector<std::string>{"first:ping", "first:decline", "first:throw", "first:release",
+                                                    "first:later", "first:ping", "first:message", "first:swap",
+                                                    "second:after-swap"});
+            fx.sessions.clear();
+        }
+    }
+}
+
+TEST_CASE("server: an unhandled <message type='get'/> gets no error reply from a coroutine handler either") {
+    fixture fx;
+    auto srv = fx.make_server(fx.server_opts()); // its handler declines everything but pings and messages...
+    fx.run([&]() -> asio::awaitable<void> {
+        session c(fx.io.get_executor(), fx.client_opts(*srv, listener_kind::tcp));
+        std::vector<std::string> client_saw;
+        c.set_handler([&](incoming in) -> asio::awaitable<bool> {
+            client_saw.emplace_back(in.element().attr("type"));
+            co_return true;
+        });
+        auto [ec] = co_await c.async_connect(asio::as_tuple(use_awaitable));
+        REQUIRE_FALSE(ec);
+        // ... a presence of type 'get' is neither: declined, and not answered.
+        xml::element p("presence", xml::ns::client);
+        p.root().set_attr("type", "get");
+        p.root().set_attr("to", "localhost");
+        co_await c.async_send(std::move(p), use_awaitable);
+        // An IQ behind it is, so its answer shows the presence was read first.
+        auto [iq_ec, r] = co_await c.async_send_iq(make_iq(iq_type::get, "localhost", "unknown", "urn:x-test"),
+                                                   2s, asio::as_tuple(use_awaitable));
+        CHECK(iq_ec == stanza_errc::service_unavailable);
+        co_await sleep_for(50ms);
+        CHECK(client_saw.empty());
+        co_await c.async_close(use_awaitable);
+    });
+}
+
 TEST_CASE("server: wrong password, unknown user and retries") {
     fixture fx;
     auto srv = fx.make_server(fx.server_opts());

@@ -159,6 +159,8 @@ public:
     }
 
 private:
+    friend class detail::session_impl; // the automatic error answer uses request()
+
     detail::stanza_envelope request() const {
         return envelope_ || !element_ ? envelope_ : detail::envelope_of(element_.root());
     }
@@ -179,6 +181,21 @@ private:
 /// replacing it or destroying the session never pulls a running handler's
 /// state away.
 using stanza_handler = std::function<asio::awaitable<bool>(incoming)>;
+
+/// Handles one incoming element at once, from the reader, on the session's
+/// strand: no coroutine is started for it. For handlers that answer without
+/// waiting (a ping, a disco#info or version responder): each element costs
+/// a coroutine frame and a co_spawn less than with stanza_handler, which is
+/// what one IQ in flight waits for (bench/iq_roundtrip).
+///
+/// Returns true when it handled the element; an IQ get or set it does not
+/// handle (false) gets service-unavailable, one it throws for gets
+/// internal-server-error (RFC 6120 8.4), as with stanza_handler. It must not
+/// block: the next element is read after it returns. It may start
+/// asynchronous operations on `in` (async_reply(asio::detached), a callback
+/// token...) or move `in` into a coroutine it spawns itself. Replacing the
+/// handler from inside the call is safe.
+using inline_handler = std::function<bool(incoming&)>;
 
 /// Settings of a client session. Every limit and deadline has a default;
 /// docs/ARCHITECTURE.md lists them.
@@ -299,6 +316,10 @@ public:
     /// reply forged by a third party, is dropped). Set it before
     /// async_connect; setting it later affects elements read from then on.
     void set_handler(stanza_handler h);
+    /// As set_handler(), with a handler that runs inline (see
+    /// inline_handler). Replaces a stanza_handler, and set_handler()
+    /// replaces this one: a session has one handler.
+    void set_inline_handler(inline_handler h);
 
     /// Dial (DNS SRV or the explicit host), TLS, STARTTLS, SASL, bind.
     ///
