@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <optional>
 #include <tuple>
 #include <mutex>
@@ -49,12 +50,16 @@ constexpr std::size_t cork_flush_bytes = 1536;
 // The session's strand over an io_context (make_session_strand).
 using session_strand = asio::strand<asio::io_context::executor_type>;
 
-// `ex` is `session` (our strand, or the executor itself): compared by
-// target, without converting `session` to an any_completion_executor.
-bool same_executor(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
+// Whether `ex` runs on what the session's own pending work keeps running:
+// the io_context under our strand (that strand, another strand of it, or
+// the io_context's executor: a coroutine on it awaiting an IQ), or else
+// `session` itself. Compared by target, without converting `session` to an
+// any_completion_executor.
+bool kept_running(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
     if (const auto* s = session.target<session_strand>()) {
-        const auto* e = ex.target<session_strand>();
-        return e && *e == *s;
+        if (const auto* e = ex.target<session_strand>()) return &e->context() == &s->context();
+        if (const auto* e = ex.target<asio::io_context::executor_type>()) return &e->context() == &s->context();
+        return false;
     }
     return ex == asio::any_completion_executor(session);
 }
@@ -66,12 +71,14 @@ struct tracked {
 
     tracked() = default;
     tracked(asio::any_completion_handler<Sig> handler, const asio::any_io_executor& fallback) {
-        // A handler bound to the session's own strand (a stanza handler
-        // replying) needs no guard: the session's pending reads, writes and
-        // timers on that strand keep its context running until the handler
-        // is completed. Taking one costs an allocation (bench/iq_roundtrip).
+        // A handler on the session's own io_context (a stanza handler
+        // replying, a coroutine on the same io_context awaiting an IQ)
+        // needs no guard: until the handler is completed, the session's
+        // pending read, the IQ deadline timer or the posted completion
+        // itself count as that io_context's work. Taking one costs an
+        // allocation and two type-erased calls (bench/iq_roundtrip).
         auto ex = asio::get_associated_executor(handler, fallback);
-        if (!same_executor(ex, fallback)) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+        if (!kept_running(ex, fallback)) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // swap, not move-assignment: Boost 1.81's any_completion_handler
         // move-assignment wraps the handler in itself without end.
         h.swap(handler);
@@ -130,6 +137,37 @@ error_info info_of(const system_error& e) {
     if (w.starts_with(msg)) return {e.code(), {}};
     if (auto at = w.rfind(": " + msg); at != std::string::npos) w.resize(at);
     return {e.code(), std::move(w)};
+}
+
+// A stanza's addressing attributes, read in one pass: each lookup on its
+// own walks them all (and the reader, the reply matching, the stamping and
+// the envelope each need several of them for every stanza).
+struct stanza_attrs {
+    std::string_view type, id, from, to; // an absent one has no data()
+};
+
+stanza_attrs attrs_of(xml::node n) noexcept {
+    stanza_attrs r;
+    for (auto a = n.native().first_attribute(); a; a = a.next_attribute()) {
+        const char* k = a.name();
+        std::string_view* slot = nullptr;
+        switch (k[0]) {
+        case 't':
+            if (k[1] == 'o' && k[2] == 0) slot = &r.to;
+            else if (std::strcmp(k + 1, "ype") == 0) slot = &r.type;
+            break;
+        case 'i':
+            if (k[1] == 'd' && k[2] == 0) slot = &r.id;
+            break;
+        case 'f':
+            if (std::strcmp(k + 1, "rom") == 0) slot = &r.from;
+            break;
+        default:
+            break;
+        }
+        if (slot) *slot = a.value();
+    }
+    return r;
 }
 
 } // namespace
@@ -250,9 +288,10 @@ public:
         auto fail = [&](error_code ec) { complete(std::move(h), exec_, ec, xml::element()); };
         if (phase_ != phase::ready) return fail(make_error_code(errc::not_connected));
         auto root = iq.root();
-        iq_view v(root);
-        if (!root || root.name() != "iq" || !v.is_request()) return fail(make_error_code(errc::invalid_argument));
-        std::string id(v.id());
+        if (!root || root.name() != "iq") return fail(make_error_code(errc::invalid_argument));
+        const auto at = attrs_of(root);
+        if (at.type != "get" && at.type != "set") return fail(make_error_code(errc::invalid_argument));
+        std::string id(at.id);
         if (id.empty()) {
             id = new_id();
             root.set_attr("id", id);
@@ -262,7 +301,7 @@ public:
         if (auto ec = xml::write(root, bytes, content_ns())) return fail(ec);
         if (!queue_has_room(bytes.size())) return fail(make_error_code(errc::send_queue_full));
         jid to;
-        const bool to_self = is_self(v.to(), to);
+        const bool to_self = is_self(at.to, to); // still valid: set_attr("id") moved no other value
         // A 'to' that is not a JID can never be answered by a JID.
         if (!to_self && to.empty()) return fail(make_error_code(errc::invalid_argument));
         // The generation tells this request from a later one that reuses
@@ -726,17 +765,23 @@ private:
 
     // RFC 6120 8.1.2.1: the server stamps 'from' on what the client sends
     // and refuses another sender.
-    void stamp_from(xml::node e) {
-        auto from = e.attr("from");
+    // Returns the 'from' the stanza carries now.
+    std::string_view stamp_from(xml::node e, std::string_view from) {
         if (from.empty()) {
-            e.set_attr("from", peer_.str());
-            return;
+            // Absent (attrs_of left no value) or empty: set it; when absent,
+            // without set_attr's search for an attribute to replace.
+            const std::string_view p = peer_.str();
+            auto a = from.data() ? e.native().attribute("from") : pugi::xml_attribute();
+            if (!a) a = e.native().append_attribute("from");
+            a.set_value(p.data(), p.size());
+            return p;
         }
         error_code ec;
         auto f = jid::parse(from, ec);
         if (ec || (f != peer_ && f != peer_.bare()))
             throw system_error(make_error_code(stream_errc::invalid_from),
                                "a stanza from '" + std::string(from) + "' on the stream of " + std::string(peer_.str()));
+        return from;
     }
 
     // --- I/O primitives -------------------------------------------------------------------
@@ -1140,13 +1185,17 @@ private:
             peer_sent_stream_error_ = true;
             throw_if_stream_error(e);
         }
-        if (received_ && ns == xml::ns::client && (name == "message" || name == "presence" || name == "iq"))
-            stamp_from(e);
-        if (name == "iq" && ns == xml::ns::client) {
-            iq_view v(e);
-            auto t = v.type();
+        const bool is_iq = name == "iq" && ns == xml::ns::client;
+        stanza_attrs at;
+        if (ns == xml::ns::client && (is_iq || name == "message" || name == "presence")) {
+            at = attrs_of(e);
+            if (received_) at.from = stamp_from(e, at.from);
+        }
+        std::optional<iq_type> t;
+        if (is_iq) {
+            t = iq_type_from_string(at.type);
             if (t == iq_type::result || t == iq_type::error) {
-                on_reply(v);
+                on_reply(at.id, at.from, t == iq_type::error);
                 return;
             }
             if (!t) {
@@ -1156,7 +1205,7 @@ private:
             }
         }
         // RFC 6120 8.4: an IQ get or set nobody handles is answered.
-        const bool is_request = name == "iq" && ns == xml::ns::client && iq_view(e).is_request();
+        const bool is_request = t == iq_type::get || t == iq_type::set;
         if (inline_handler_) {
             run_inline(is_request);
             return;
@@ -1276,14 +1325,14 @@ private:
         return !ec && (f == p.to || (received_ && p.to == peer_.bare() && f == peer_));
     }
 
-    void on_reply(const iq_view& v) {
-        auto it = pending_.find(std::string(v.id()));
+    void on_reply(std::string_view id, std::string_view from, bool is_error) {
+        auto it = pending_.find(std::string(id));
         // Unknown ids and replies from the wrong sender (a third party
         // guessing ids) are dropped: they must not complete a request.
-        if (it == pending_.end() || !sender_matches(it->second, v.from())) return;
+        if (it == pending_.end() || !sender_matches(it->second, from)) return;
         auto reply = reader_.take_element(); // the parsed tree itself: no copy
         error_code ec;
-        if (v.is_error()) {
+        if (is_error) {
             auto err = stanza_error::from_stanza(reply.root());
             ec = err ? err->code() : make_error_code(stanza_errc::undefined_condition);
         }
@@ -1494,11 +1543,11 @@ stanza_envelope envelope_of(xml::node stanza) {
     v.ns = std::string(ns);
     // One pass over the attributes (not four lookups: every request a
     // handler gets pays for this).
-    for (auto a = stanza.native().first_attribute(); a; a = a.next_attribute()) {
-        const std::string_view n = a.name();
-        std::string* slot = n == "id" ? &v.id : n == "from" ? &v.from : n == "to" ? &v.to : n == "type" ? &v.type : nullptr;
-        if (slot) slot->assign(a.value());
-    }
+    const auto at = attrs_of(stanza);
+    v.id = at.id;
+    v.from = at.from;
+    v.to = at.to;
+    v.type = at.type;
     v.kind = !is_content_ns(ns)    ? stanza_kind::other
              : name == "message"  ? stanza_kind::message
              : name == "presence" ? stanza_kind::presence

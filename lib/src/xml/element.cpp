@@ -78,10 +78,23 @@ void check_no_nul(std::string_view v) {
         throw std::invalid_argument("xmpp::xml: NUL character in XML text or attribute value");
 }
 
+bool is_declaration(const char* name) noexcept {
+    return std::strncmp(name, "xmlns", 5) == 0 && (name[5] == 0 || name[5] == ':');
+}
+
+// A new declaration goes after the declarations and before the other
+// attributes: ns() lookups (several per stanza) stop early.
 void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
     std::string name = prefix.empty() ? std::string("xmlns") : "xmlns:" + std::string(prefix);
-    auto a = n.attribute(name.c_str());
-    if (!a) a = n.append_attribute(name.c_str());
+    pugi::xml_attribute first_other;
+    for (auto a = n.first_attribute(); a; a = a.next_attribute()) {
+        if (name == a.name()) {
+            a.set_value(uri.data(), uri.size());
+            return;
+        }
+        if (!first_other && !is_declaration(a.name())) first_other = a;
+    }
+    auto a = first_other ? n.insert_attribute_before(name.c_str(), first_other) : n.append_attribute(name.c_str());
     a.set_value(uri.data(), uri.size());
 }
 
@@ -286,7 +299,12 @@ element element::adopt_unprefixed(std::unique_ptr<pugi::xml_document> doc, std::
     auto root = e.doc_->document_element();
     // Unprefixed names only: a root without its own xmlns inherited the
     // stream's default namespace, and every other name resolves inside.
-    if (root && !default_ns.empty() && !root.attribute("xmlns")) declare(root, {}, default_ns);
+    // Declared first among the attributes: each ns() lookup on the tree
+    // (several per stanza) then stops at the first attribute.
+    if (!root || default_ns.empty()) return e;
+    for (auto a = root.first_attribute(); a; a = a.next_attribute())
+        if (declares(a.name(), {})) return e;
+    root.prepend_attribute("xmlns").set_value(default_ns.data(), default_ns.size());
     return e;
 }
 

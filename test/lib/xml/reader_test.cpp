@@ -132,7 +132,7 @@ TEST_CASE("reader: take_element hands the tree over, self-contained", "[reader]"
     CHECK(root.child("x", "urn:q").find_attr("q:a") == std::optional<std::string_view>("v"));
     CHECK(features.root().is("features", ns::stream));
     // Written with no stream context, they declare what they inherited.
-    CHECK(iq.to_string() == "<iq type='result' id='1' xmlns='jabber:client' xmlns:q='urn:q'><q:x q:a='v'><y/></q:x></iq>");
+    CHECK(iq.to_string() == "<iq xmlns='jabber:client' xmlns:q='urn:q' type='result' id='1'><q:x q:a='v'><y/></q:x></iq>");
     CHECK(features.to_string() == "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>");
     // The same as a copy would be.
     reader r2;
@@ -152,10 +152,10 @@ TEST_CASE("reader: take_element of trees without prefixes declares only the defa
     };
     for (const auto& [in, out] : std::vector<row>{
              {"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
-              "<iq type='get' id='1' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>"},
+              "<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"},
              {"<x xmlns='urn:own'><y/><z xmlns='jabber:client'/></x>", "<x xmlns='urn:own'><y/><z xmlns='jabber:client'/></x>"},
              {"<message xml:lang='en'><body>hi</body></message>",
-              "<message xml:lang='en' xmlns='jabber:client'><body>hi</body></message>"},
+              "<message xmlns='jabber:client' xml:lang='en'><body>hi</body></message>"},
              {"<presence><q:c/></presence>", "<presence xmlns='jabber:client' xmlns:q='urn:q'><q:c/></presence>"},
          }) {
         INFO(in);
