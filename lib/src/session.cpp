@@ -77,6 +77,7 @@ struct tracked {
         // pending read, the IQ deadline timer or the posted completion
         // itself count as that io_context's work. Taking one costs an
         // allocation and two type-erased calls (bench/iq_roundtrip).
+        if (!handler) return; // nobody to complete (a detached send)
         auto ex = asio::get_associated_executor(handler, fallback);
         if (!kept_running(ex, fallback)) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // swap, not move-assignment: Boost 1.81's any_completion_handler
@@ -99,12 +100,14 @@ struct tracked {
 // the handler has been handed over.
 template <class Sig, class Tuple>
 void hand_over(tracked<Sig>& t, const asio::any_io_executor& ex, Tuple args) {
+    if (!t.h) return; // a detached operation
     auto hex = asio::get_associated_executor(t.h, ex);
     hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
 }
 
 template <class Sig, class... Args>
 void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
+    if (!t) return; // a detached operation
     asio::post(ex, [t = std::move(t), ex, args = std::make_tuple(std::move(args)...)]() mutable {
         hand_over(t, ex, std::move(args));
     });
@@ -1615,32 +1618,30 @@ void send_reply(const std::shared_ptr<session_impl>& s, xml::element reply, send
 }
 } // namespace
 
-void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, xml::element payload,
-                 send_handler handler) {
-    // 8.2.3: only a get or set is answered. The result is written straight
-    // from the envelope (no tree): id kept, the addresses swapped.
-    const bool answerable = request.kind == stanza_kind::iq && (request.type == "get" || request.type == "set");
+namespace {
+// The result for a request, written straight from its attributes (no
+// tree): id kept, the addresses swapped. 8.2.3: only a get or set is
+// answered.
+void reply_with(const std::shared_ptr<session_impl>& s, bool answerable, std::string_view id, std::string_view from,
+                std::string_view to, xml::element payload, send_handler handler) {
     if (!answerable) {
         send_reply(s, xml::element(), std::move(handler));
         return;
     }
     std::string out;
-    out.reserve(64 + request.id.size() + request.from.size() + request.to.size());
-    out += "<iq";
-    if (s->framed()) out += " xmlns='jabber:client'"; // RFC 7395 3.3.1
-    out += " type='result'";
-    auto attr = [&out](const char* name, const std::string& v) {
+    out.reserve(64 + id.size() + from.size() + to.size());
+    out += s->framed() ? "<iq xmlns='jabber:client' type='result'" // RFC 7395 3.3.1
+                       : "<iq type='result'";
+    auto attr = [&out](std::string_view name_eq, std::string_view v) {
         if (v.empty()) return error_code{};
-        out += ' ';
-        out += name;
-        out += "='";
+        out += name_eq; // " id='"
         auto ec = xml::escape_attr(v, out);
         out += '\'';
         return ec;
     };
-    error_code ec = attr("id", request.id);
-    if (!ec) ec = attr("to", request.from);
-    if (!ec) ec = attr("from", request.to);
+    error_code ec = attr(" id='", id);
+    if (!ec) ec = attr(" to='", from);
+    if (!ec) ec = attr(" from='", to);
     if (!ec && payload) {
         out += '>';
         ec = xml::write(payload.root(), out, xml::ns::client);
@@ -1654,6 +1655,21 @@ void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& 
         return;
     }
     on_strand(s, [s, out = std::move(out), h = std::move(h)]() mutable { s->send(std::move(out), std::move(h)); });
+}
+} // namespace
+
+void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, xml::element payload,
+                 send_handler handler) {
+    const bool answerable = request.kind == stanza_kind::iq && (request.type == "get" || request.type == "set");
+    reply_with(s, answerable, request.id, request.from, request.to, std::move(payload), std::move(handler));
+}
+
+void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload,
+                 send_handler handler) {
+    const auto at = attrs_of(request);
+    const bool answerable = request.name() == "iq" && (at.type == "get" || at.type == "set") &&
+                            is_content_ns(request.ns());
+    reply_with(s, answerable, at.id, at.from, at.to, std::move(payload), std::move(handler));
 }
 
 void start_reply_error(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, const stanza_error& err,

@@ -438,6 +438,13 @@ TEST_CASE("server: inline handlers answer at once, decline, throw, release, defe
                 }, asio::detached);
                 return true;
             }
+            if (what == "notify") {
+                // Detached sends store no completion; the message goes before the result.
+                in.async_send(make_message(in.element().attr("from"), "note"), asio::detached);
+                in.async_reply(asio::detached);
+                return true;
+            }
+            if (what == "message") in.async_reply(asio::detached); // not an IQ request: sends nothing
             if (what == "swap") {
                 // Replaced from inside its own call: the next element goes to the new one.
                 fx.sessions.back().set_inline_handler([&](incoming& in2) {
@@ -457,9 +464,9 @@ TEST_CASE("server: inline handlers answer at once, decline, throw, release, defe
             calls.clear();
             fx.run([&]() -> asio::awaitable<void> {
                 session c(fx.io.get_executor(), fx.client_opts(*srv, kind));
-                std::vector<std::string> client_saw; // messages reaching the client
+                std::vector<std::string> client_saw; // type and body of what reaches the client's handler
                 c.set_handler([&](incoming in) -> asio::awaitable<bool> {
-                    client_saw.emplace_back(in.element().attr("type"));
+                    client_saw.push_back(std::string(in.element().attr("type")) + ":" + in.element().child("body").text());
                     co_return true;
                 });
                 auto [ec] = co_await c.async_connect(asio::as_tuple(use_awaitable));
@@ -498,18 +505,21 @@ TEST_CASE("server: inline handlers answer at once, decline, throw, release, defe
                 xml::element m("message", xml::ns::client);
                 m.root().set_attr("type", "get");
                 m.root().set_attr("to", "localhost");
-                co_await c.async_send(std::move(m), use_awaitable);
+                c.async_send(std::move(m), asio::detached); // goes out all the same, before the next IQ
+                auto notify = co_await ask("notify");
+                CHECK_FALSE(notify.first);
+                CHECK(client_saw == std::vector<std::string>{"chat:note"});
                 auto swap = co_await ask("swap");
                 CHECK_FALSE(swap.first);
                 auto after = co_await ask("after-swap");
                 CHECK_FALSE(after.first);
                 co_await sleep_for(50ms);
-                CHECK(client_saw.empty());
+                CHECK(client_saw == std::vector<std::string>{"chat:note"}); // nothing for the message
                 co_await c.async_close(use_awaitable);
             });
             CHECK(calls == std::vector<std::string>{"first:ping", "first:decline", "first:throw", "first:release",
-                                                    "first:later", "first:ping", "first:message", "first:swap",
-                                                    "second:after-swap"});
+                                                    "first:later", "first:ping", "first:message", "first:notify",
+                                                    "first:swap", "second:after-swap"});
             fx.sessions.clear();
         }
     }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -28,6 +29,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 
 #include <xmpp/error.hpp>
 #include <xmpp/jid.hpp>
@@ -66,6 +68,12 @@ stanza_envelope envelope_of(xml::node stanza);
 xml::element to_element(const stanza_envelope& e);
 void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, xml::element payload,
                  send_handler h);
+/// As above, from the request itself (read at once).
+void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload, send_handler h);
+/// Tokens whose completion nobody waits for: the operations then store and
+/// deliver none (an empty send_handler).
+template <class Token>
+constexpr bool is_detached = std::is_same_v<std::decay_t<Token>, asio::detached_t>;
 void start_reply_error(const std::shared_ptr<session_impl>& s, const stanza_envelope& request, const stanza_error& err,
                        send_handler h);
 jid address_of(const session_impl& s);
@@ -101,9 +109,13 @@ public:
     /// As session::async_send(), on the session this element came on.
     template <class Token = asio::deferred_t>
     auto async_send(xml::element e, Token&& token = {}) {
-        return asio::async_initiate<Token, void(error_code)>(
-            [s = session_](auto h, xml::element e) { detail::start_send(s, std::move(e), detail::send_handler(std::move(h))); },
-            token, std::move(e));
+        if constexpr (detail::is_detached<Token>) {
+            detail::start_send(session_, std::move(e), {});
+        } else {
+            return asio::async_initiate<Token, void(error_code)>(
+                [s = session_](auto h, xml::element e) { detail::start_send(s, std::move(e), detail::send_handler(std::move(h))); },
+                token, std::move(e));
+        }
     }
 
     /// As session::async_send_iq(), on the session this element came on.
@@ -126,16 +138,23 @@ public:
     ///
     /// Completion: void(error_code), as async_send(); errc::invalid_argument
     /// when the element is not an IQ get or set. Cancellation: none. Thread
-    /// safe. The handler still returns true for an answered request.
+    /// safe. The handler still returns true for an answered request. With
+    /// asio::detached the reply is written at once from the element, and no
+    /// completion is stored (the cheapest answer, for inline handlers).
     template <class Token = asio::deferred_t>
     auto async_reply(xml::element payload, Token&& token = {}) {
-        return asio::async_initiate<Token, void(error_code)>(
-            // The envelope is taken now: a deferred operation may start after
-            // this object is gone.
-            [s = session_, req = request()](auto h, xml::element p) {
-                detail::start_reply(s, req, std::move(p), detail::send_handler(std::move(h)));
-            },
-            token, std::move(payload));
+        if constexpr (detail::is_detached<Token>) {
+            if (element_) detail::start_reply(session_, element_.root(), std::move(payload), {});
+            else detail::start_reply(session_, envelope_, std::move(payload), {});
+        } else {
+            return asio::async_initiate<Token, void(error_code)>(
+                // The envelope is taken now: a deferred operation may start
+                // after this object is gone.
+                [s = session_, req = request()](auto h, xml::element p) {
+                    detail::start_reply(s, req, std::move(p), detail::send_handler(std::move(h)));
+                },
+                token, std::move(payload));
+        }
     }
     /// An empty result.
     template <class Token = asio::deferred_t>
@@ -348,14 +367,19 @@ public:
     /// errc::session_closed when the stream ends before the bytes went out,
     /// errc::send_queue_full past options.max_send_queue, xml::errc when
     /// the element cannot be serialized. Cancellation: none (a queued
-    /// element is sent). Thread safe.
+    /// element is sent). Thread safe. With asio::detached no completion is
+    /// stored.
     template <class Token = asio::deferred_t>
     auto async_send(xml::element e, Token&& token = {}) {
-        return asio::async_initiate<Token, void(error_code)>(
-            [impl = impl_](auto h, xml::element e) {
-                detail::start_send(impl, std::move(e), detail::send_handler(std::move(h)));
-            },
-            token, std::move(e));
+        if constexpr (detail::is_detached<Token>) {
+            detail::start_send(impl_, std::move(e), {});
+        } else {
+            return asio::async_initiate<Token, void(error_code)>(
+                [impl = impl_](auto h, xml::element e) {
+                    detail::start_send(impl, std::move(e), detail::send_handler(std::move(h)));
+                },
+                token, std::move(e));
+        }
     }
 
     /// Send an IQ get/set and wait for its reply (RFC 6120 8.2.3).
