@@ -102,6 +102,15 @@ template <class Sig, class Tuple>
 void hand_over(tracked<Sig>& t, const asio::any_io_executor& ex, Tuple args) {
     if (!t.h) return; // a detached operation
     auto hex = asio::get_associated_executor(t.h, ex);
+    // An io_context's executor or our strand, running here: execute() would
+    // run the function inline too, after wrapping it in a type-erased
+    // executor_function (an allocation and two indirect calls per IQ).
+    const auto* io = hex.template target<asio::io_context::executor_type>();
+    const auto* st = io ? nullptr : hex.template target<session_strand>();
+    if ((io && io->running_in_this_thread()) || (st && st->running_in_this_thread())) {
+        std::apply(std::move(t.h), std::move(args));
+        return;
+    }
     hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
 }
 
