@@ -50,24 +50,29 @@ constexpr std::size_t cork_flush_bytes = 1536;
 // The session's strand over an io_context (make_session_strand).
 using session_strand = asio::strand<asio::io_context::executor_type>;
 
-// Whether `ex` runs on what the session's own pending work keeps running:
-// the io_context under our strand (that strand, another strand of it, or
-// the io_context's executor: a coroutine on it awaiting an IQ), or else
-// `session` itself. Compared by target, without converting `session` to an
-// any_completion_executor.
-bool kept_running(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
-    if (const auto* s = session.target<session_strand>()) {
-        if (const auto* e = ex.target<session_strand>()) return &e->context() == &s->context();
-        if (const auto* e = ex.target<asio::io_context::executor_type>()) return &e->context() == &s->context();
-        return false;
+// Where a stored handler runs, as far as completing it is concerned: on
+// the io_context under our strand, which the session's own pending work
+// keeps running (its executor, our strand, another strand of it), or
+// elsewhere.
+enum class handler_home : unsigned char { elsewhere, io_context, other_strand, our_strand };
+
+handler_home home_of(const asio::any_completion_executor& ex, const asio::any_io_executor& session) {
+    const auto* s = session.target<session_strand>();
+    if (!s) return ex == asio::any_completion_executor(session) ? handler_home::our_strand : handler_home::elsewhere;
+    if (const auto* e = ex.target<session_strand>()) {
+        if (&e->context() != &s->context()) return handler_home::elsewhere;
+        return *e == *s ? handler_home::our_strand : handler_home::other_strand;
     }
-    return ex == asio::any_completion_executor(session);
+    if (const auto* e = ex.target<asio::io_context::executor_type>(); e && &e->context() == &s->context())
+        return handler_home::io_context;
+    return handler_home::elsewhere;
 }
 
 template <class Sig>
 struct tracked {
     asio::any_completion_handler<Sig> h;
     asio::any_completion_executor work;
+    handler_home home = handler_home::elsewhere;
 
     tracked() = default;
     tracked(asio::any_completion_handler<Sig> handler, const asio::any_io_executor& fallback) {
@@ -79,7 +84,8 @@ struct tracked {
         // allocation and two type-erased calls (bench/iq_roundtrip).
         if (!handler) return; // nobody to complete (a detached send)
         auto ex = asio::get_associated_executor(handler, fallback);
-        if (!kept_running(ex, fallback)) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+        home = home_of(ex, fallback);
+        if (home == handler_home::elsewhere) work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
         // swap, not move-assignment: Boost 1.81's any_completion_handler
         // move-assignment wraps the handler in itself without end.
         h.swap(handler);
@@ -89,31 +95,35 @@ struct tracked {
     explicit operator bool() const noexcept { return static_cast<bool>(h); }
 };
 
+// Hands a stored handler and its arguments to the handler's own executor
+// (inline when that executor runs here). The work guard in `t` lives until
+// the handler has been handed over. `ex` is the session's executor.
+template <class Sig, class Tuple>
+void hand_over(tracked<Sig>& t, const asio::any_io_executor& ex, Tuple args) {
+    if (!t.h) return; // a detached operation
+    // The io_context's executor or our strand, running here: execute()
+    // would run the function inline too, after looking the executor up again
+    // and wrapping the function in a type-erased executor_function (an
+    // allocation and several indirect calls per IQ).
+    if (const auto* s = ex.target<session_strand>()) {
+        const bool here = t.home == handler_home::our_strand ? s->running_in_this_thread()
+                          : t.home == handler_home::io_context ? s->get_inner_executor().running_in_this_thread()
+                                                                : false;
+        if (here) {
+            std::apply(std::move(t.h), std::move(args));
+            return;
+        }
+    }
+    auto hex = asio::get_associated_executor(t.h, ex);
+    hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
+}
+
 // Completes a stored handler later, through its own executor, never inside
 // the caller's stack (and never while we iterate our containers). Not
 // asio::append + post: with Boost 1.81 that path copies the
 // any_completion_handler through its converting constructor, which wraps it
 // in itself without end. Post to our strand, then run the handler through
 // its own associated executor.
-// Hands a stored handler and its arguments to the handler's own executor
-// (inline when that executor runs here). The work guard in `t` lives until
-// the handler has been handed over.
-template <class Sig, class Tuple>
-void hand_over(tracked<Sig>& t, const asio::any_io_executor& ex, Tuple args) {
-    if (!t.h) return; // a detached operation
-    auto hex = asio::get_associated_executor(t.h, ex);
-    // An io_context's executor or our strand, running here: execute() would
-    // run the function inline too, after wrapping it in a type-erased
-    // executor_function (an allocation and two indirect calls per IQ).
-    const auto* io = hex.template target<asio::io_context::executor_type>();
-    const auto* st = io ? nullptr : hex.template target<session_strand>();
-    if ((io && io->running_in_this_thread()) || (st && st->running_in_this_thread())) {
-        std::apply(std::move(t.h), std::move(args));
-        return;
-    }
-    hex.execute([h = std::move(t.h), args = std::move(args)]() mutable { std::apply(std::move(h), std::move(args)); });
-}
-
 template <class Sig, class... Args>
 void complete(tracked<Sig> t, const asio::any_io_executor& ex, Args... args) {
     if (!t) return; // a detached operation
@@ -1192,7 +1202,7 @@ private:
 
     void on_element(xml::node e) {
         const auto name = e.name();
-        const auto ns = e.ns(); // once: each lookup walks the attributes
+        const auto ns = reader_.element_ns(); // e's, resolved by the reader: no walk
         if (name == "error" && ns == xml::ns::stream) {
             peer_sent_stream_error_ = true;
             throw_if_stream_error(e);

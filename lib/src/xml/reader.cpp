@@ -139,7 +139,9 @@ boost::system::error_code reader::parse_element(std::span<char> frame) {
 element reader::take_element() {
     if (!current_ || !doc_) return {};
     current_ = {};
-    if (!prefixed_) return element::adopt_unprefixed(std::move(doc_), scope_.lookup({}));
+    // A root with its own xmlns needs nothing declared (no search for it).
+    if (!prefixed_)
+        return element::adopt_unprefixed(std::move(doc_), root_declares_default_ ? std::string_view{} : scope_.lookup({}));
     return element::adopt(std::move(doc_), &scope_);
 }
 
@@ -150,6 +152,8 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
     decls_.clear();
     marks_.clear();
     prefixed_ = false;
+    root_declares_default_ = false;
+    root_ns_ = {};
     // Namespace of prefix `p` at the element being checked: its own and its
     // ancestors' declarations, then the stream header's.
     auto resolve = [&](std::string_view p) -> std::string_view {
@@ -176,6 +180,7 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
             if (an[0] == 'x' && name.starts_with("xmlns")) {
                 if (len == 5) {
                     decls_.emplace_back(std::string_view{}, sv(a.value()));
+                    root_declares_default_ |= n == root;
                     continue;
                 }
                 if (colon == an + 5) {
@@ -198,6 +203,9 @@ boost::system::error_code reader::validate(pugi::xml_node root) {
             std::string_view ep(en, static_cast<std::size_t>(colon - en));
             if (ep == "xmlns" || !bound(ep))
                 return fail(stream_errc::bad_namespace_prefix, "element prefix not bound to a namespace");
+            if (n == root) root_ns_ = resolve(ep);
+        } else if (n == root) {
+            root_ns_ = resolve({});
         }
         if (prefixed) {
             for (std::size_t i = 0; i < names_.size(); ++i) {

@@ -171,6 +171,38 @@ TEST_CASE("reader: take_element of trees without prefixes declares only the defa
     }
 }
 
+TEST_CASE("reader: element_ns() is the namespace element().ns() resolves", "[reader]") {
+    const std::string header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                               "xmlns:q='urn:q' version='1.0'>";
+    struct row {
+        const char* in;
+        const char* ns;
+    };
+    for (const auto& [in, want] : std::vector<row>{
+             {"<iq type='get' id='1'/>", "jabber:client"},                       // inherited from the header
+             {"<x xmlns='urn:own' a='1'/>", "urn:own"},                         // its own
+             {"<a:x xmlns:a='urn:a'/>", "urn:a"},                               // its own prefix
+             {"<q:x/>", "urn:q"},                                               // the header's prefix
+             {"<stream:features/>", "http://etherx.jabber.org/streams"},
+             {"<y id='2' xmlns='jabber:server' xmlns:b='urn:b'><b:z/></y>", "jabber:server"},
+         }) {
+        INFO(in);
+        reader r;
+        r.feed(header + in + "<after xmlns='urn:after'/>");
+        boost::system::error_code ec;
+        frame_event ev;
+        while ((ev = r.next(ec)) != frame_event::element) REQUIRE(ev != frame_event::need_more);
+        CHECK(r.element_ns() == want);
+        CHECK(r.element_ns() == r.element().ns());
+        // Taken, the tree still resolves it on its own.
+        auto taken = r.take_element();
+        CHECK(taken.root().ns() == want);
+        CHECK(r.element_ns().empty()); // nothing current
+        REQUIRE(r.next(ec) == frame_event::element);
+        CHECK(r.element_ns() == "urn:after"); // each element its own
+    }
+}
+
 TEST_CASE("reader: server and component streams", "[reader]") {
     reader r;
     r.feed("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "

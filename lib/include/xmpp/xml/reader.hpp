@@ -55,6 +55,8 @@ public:
     /// The element of the last element event; valid until the next call to
     /// prepare(), feed(), next() or reset(). Copy it with element::copy_of.
     node element() const noexcept { return current_; }
+    /// element().ns(), as the reader's checks resolved it (no lookup).
+    std::string_view element_ns() const noexcept { return current_ ? root_ns_ : std::string_view{}; }
     /// Takes the element of the last element event out of the reader,
     /// without a copy: the returned element owns the parsed tree, with the
     /// namespaces it inherited from the stream header declared on its root
@@ -96,6 +98,8 @@ private:
     std::vector<std::size_t> marks_;
     std::vector<std::string_view> names_;
     bool prefixed_ = false; // the last element's tree has a prefixed name (xmlns:* aside)
+    bool root_declares_default_ = false; // its root has an xmlns attribute
+    std::string_view root_ns_; // its root's namespace
     boost::system::error_code error_;
     std::string_view error_text_;
 };
