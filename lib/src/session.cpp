@@ -870,14 +870,21 @@ private:
             // would_block (one syscall less per stanza).
             if (drained_) {
                 drained_ = false;
-                co_await wait_input(step_deadline);
+                // (Here, not in a coroutine of its own: a frame less per wait.)
+                if (corked_ && !uncork_now()) co_await finish_uncork(); // never wait with replies held back
+                // Idle: hold no read buffer and no parse tree while waiting.
+                reader_.shrink();
+                // Negotiation only: conn_ lives until the connect is over.
+                if (step_deadline && conn_) arm(conn_->step, opts_.step_timeout);
+                co_await transport_->wait_read();
+                if (step_deadline && conn_) conn_->step.cancel();
             }
             auto buf = reader_.prepare(opts_.read_size);
             const std::size_t want = std::min(buf.size(), opts_.read_size);
             std::size_t n = transport_->read_some(asio::buffer(buf.data(), want), ec);
             if (ec == asio::error::would_block) {
                 reader_.commit(0);
-                co_await wait_input(step_deadline);
+                drained_ = true; // wait (above), then read again
                 continue;
             }
             // (A WebSocket read stops at each message's end: drained only
@@ -890,16 +897,6 @@ private:
             reader_.commit(n);
             if (framed_) message_ready_ = transport_->message_complete();
         }
-    }
-
-    asio::awaitable<void> wait_input(bool step_deadline) {
-        if (corked_ && !uncork_now()) co_await finish_uncork(); // never wait with replies held back
-        // Idle: hold no read buffer and no parse tree while waiting.
-        reader_.shrink();
-        // Negotiation only: conn_ lives until the connect is over.
-        if (step_deadline && conn_) arm(conn_->step, opts_.step_timeout);
-        co_await transport_->wait_read();
-        if (step_deadline && conn_) conn_->step.cancel();
     }
 
     // The event of the whole WebSocket message now in the reader.

@@ -36,8 +36,10 @@ std::size_t tcp_transport::read_some(asio::mutable_buffer buf, error_code& ec) {
     return sock_.read_some(buf, ec);
 }
 
+// The operation's own awaitable, not a coroutine around it: a frame less
+// per wait (every stanza read waits once).
 asio::awaitable<void> tcp_transport::wait_read() {
-    co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::use_awaitable);
+    return sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::use_awaitable);
 }
 
 asio::awaitable<void> tcp_transport::write(std::string_view data) {

@@ -34,7 +34,31 @@ using detail::sv;
 
 // XML Name / QName check: ASCII rules exactly, non-ASCII accepted when valid
 // UTF-8 (the NameChar ranges cover nearly all of them).
+bool valid_qname_slow(std::string_view q) noexcept;
+
+// ASCII name classes: 1 may start a name, 2 may continue one.
+constexpr std::array<unsigned char, 128> name_class = [] {
+    std::array<unsigned char, 128> t{};
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = 3;
+    t['_'] = 3;
+    for (int c = '0'; c <= '9'; ++c) t[c] = 2;
+    t['-'] = t['.'] = 2;
+    return t;
+}();
+
+// Every name of every element and attribute written goes through here: the
+// usual one, ASCII without a colon, by table; anything else the full way.
 bool valid_qname(std::string_view q) noexcept {
+    if (q.empty()) return false;
+    const auto* p = reinterpret_cast<const unsigned char*>(q.data());
+    const auto* e = p + q.size();
+    if (*p >= 0x80 || !(name_class[*p] & 1)) return valid_qname_slow(q);
+    for (++p; p < e; ++p)
+        if (*p >= 0x80 || !(name_class[*p] & 2)) return valid_qname_slow(q);
+    return true;
+}
+
+bool valid_qname_slow(std::string_view q) noexcept {
     if (q.empty()) return false;
     auto start = [](unsigned char c) { return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_' || c >= 0x80; };
     auto part = [&](unsigned char c) { return start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.'; };
@@ -138,9 +162,20 @@ struct writer {
 
     // `name` already checked.
     boost::system::error_code checked_attr(std::string_view name, std::string_view value) {
-        out += ' ';
-        out += name;
-        out += "='";
+        // One append for the name part (three small appends cost more than
+        // the copy: every attribute written pays this).
+        char head[64];
+        if (name.size() + 3 <= sizeof head) {
+            head[0] = ' ';
+            std::memcpy(head + 1, name.data(), name.size());
+            head[name.size() + 1] = '=';
+            head[name.size() + 2] = '\'';
+            out.append(head, name.size() + 3);
+        } else {
+            out += ' ';
+            out += name;
+            out += "='";
+        }
         if (auto ec = escape<true>(value, out)) return ec;
         out += '\'';
         return {};

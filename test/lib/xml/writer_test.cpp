@@ -63,6 +63,29 @@ TEST_CASE("writer: refuses what a reader would reject", "[writer]") {
     CHECK(err([](xml::node n) { n.append("a b"); }) == xml::errc::invalid_name);
     CHECK(err([](xml::node n) { n.append("1a"); }) == xml::errc::invalid_name);
     CHECK(err([](xml::node n) { n.set_attr("a:b:c", "1"); }) == xml::errc::invalid_name);
+    // Names by the ASCII table and by the full rules: both ways agree.
+    for (const char* bad : {"-a", ".a", "a:", ":a", "a\x80", "\xc3", "a\x01", "a b", "a/b"}) {
+        INFO(bad);
+        CHECK(err([&](xml::node n) { n.append(bad); }) == xml::errc::invalid_name);
+        CHECK(err([&](xml::node n) { n.set_attr(bad, "1"); }) == xml::errc::invalid_name);
+    }
+    for (const char* good : {"a-b.c_1", "_x", "Z9", "\xc3\xa9t\xc3\xa9", "a\xc3\xa9"}) {
+        INFO(good);
+        element e("message", ns::client);
+        e.root().append(good).set_attr(good, "v");
+        std::string out;
+        CHECK_FALSE(xml::write(e.root(), out));
+        CHECK(out.find(std::string("<") + good + " " + good + "='v'/>") != std::string::npos);
+    }
+    {
+        // A name longer than the writer's inline buffer for attribute names.
+        const std::string longname(100, 'n');
+        element e("message", ns::client);
+        e.root().set_attr(longname, "v<");
+        std::string out;
+        CHECK_FALSE(xml::write(e.root(), out));
+        CHECK(out == "<message xmlns='jabber:client' " + longname + "='v&lt;'/>");
+    }
     CHECK(err([](xml::node n) { n.append("p:x"); }) == xml::errc::unbound_prefix);
     CHECK(err([](xml::node n) { n.set_attr("p:x", "1"); }) == xml::errc::unbound_prefix);
     CHECK(err([](xml::node n) { n.native().append_child(pugi::node_comment).set_value("c"); }) ==
