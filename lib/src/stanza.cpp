@@ -2,6 +2,7 @@
 #include <xmpp/stanza.hpp>
 
 #include <array>
+#include <stdexcept>
 #include <cerrno>
 #include <system_error>
 
@@ -123,13 +124,18 @@ xml::element make_iq(iq_type type, std::string_view to, std::string_view payload
                      std::string_view payload_ns, std::string_view content_ns) {
     xml::element e("iq", content_ns);
     auto r = e.root();
-    // A fresh element, and values of ours: no attribute to replace and no
-    // NUL to check (set_attr() does both; every IQ sent pays for this).
+    // A fresh element: no attribute to replace (set_attr() looks for one;
+    // every IQ sent pays for this). Our own values need no NUL check; the
+    // caller's 'to' does (pugixml would cut it short).
     const auto t = to_string(type);
     r.native().append_attribute("type").set_value(t.data(), t.size());
     const auto id = new_id(); // 8.2.3: required on every IQ
     r.native().append_attribute("id").set_value(id.data(), id.size());
-    if (!to.empty()) r.set_attr("to", to);
+    if (!to.empty()) {
+        if (to.find('\0') != std::string_view::npos)
+            throw std::invalid_argument("xmpp::xml: NUL character in XML text or attribute value");
+        r.native().append_attribute("to").set_value(to.data(), to.size());
+    }
     if (!payload_qname.empty()) r.append(payload_qname, payload_ns);
     return e;
 }

@@ -223,6 +223,8 @@ TEST_CASE("builders", "[stanza]") {
         CHECK(v.type() == iq_type::get);
         CHECK(v.to() == "example.com");
         CHECK(v.id().size() == id_length);
+        // A 'to' with a NUL is refused, as by set_attr(), not cut short.
+        CHECK_THROWS_AS(make_iq(iq_type::get, std::string_view("a\0b", 3)), std::invalid_argument);
         REQUIRE(v.payload());
         CHECK(v.payload().is("query", "jabber:iq:roster"));
         v.payload().append("item").set_attr("jid", "a@b");
