@@ -130,7 +130,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         asio::co_spawn(strand_, accept_loop(shared_from_this(), l.acceptor.get(), l.kind), asio::detached);
     }
 
-    asio::awaitable<void> accept_loop(std::shared_ptr<impl> self, tcp::acceptor* acceptor, listener_kind kind) {
+    // `self` keeps the server's state alive while the loop runs.
+    asio::awaitable<void> accept_loop([[maybe_unused]] std::shared_ptr<impl> self, tcp::acceptor* acceptor,
+                                      listener_kind kind) {
         asio::steady_timer backoff(strand_);
         for (;;) {
             auto [ec, sock] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
