@@ -1682,6 +1682,8 @@ void start_reply(const std::shared_ptr<session_impl>& s, const stanza_envelope& 
 
 void start_reply(const std::shared_ptr<session_impl>& s, xml::node request, xml::element payload,
                  send_handler handler) {
+    // Read now, not kept from the reader's pass over the same attributes:
+    // the handler may have changed the element since.
     const auto at = attrs_of(request);
     const bool answerable = request.name() == "iq" && (at.type == "get" || at.type == "set") &&
                             is_content_ns(request.ns());

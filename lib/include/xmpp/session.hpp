@@ -307,11 +307,12 @@ struct session_options {
 ///
 /// Thread safety: the asynchronous operations and the accessors may be
 /// used from any thread; the work runs on the session's strand.
-/// set_handler() must not race with itself. Destroying the session closes
-/// the connection at once; pending operations then complete with
-/// errc::session_closed, handlers still running finish on their own.
-/// Completion handlers run through their own associated executor, which is
-/// kept busy (outstanding work) while the operation is pending.
+/// set_handler() and set_inline_handler() must not race with each other.
+/// Destroying the session closes the connection at once; pending operations
+/// then complete with errc::session_closed, handlers still running finish on
+/// their own. Completion handlers run through their own associated
+/// executor, which is kept busy (outstanding work) while the operation is
+/// pending (the session's own pending work does that on its io_context).
 class session {
 public:
     using executor_type = asio::any_io_executor;
