@@ -3,6 +3,7 @@
 // stopped. Prints how long each start took.
 #include "test_catch.hpp"
 
+#include "testbed/dnsmasq.hpp"
 #include "testbed/servers.hpp"
 
 #include <openssl/err.h>
@@ -222,6 +223,20 @@ std::string websocket_upgrade(const std::string& domain) {
 }
 
 } // namespace
+
+TEST_CASE("dnsmasq: the start-up probe counts only its own instance's answer", "[integration][dnsmasq]") {
+    // Parallel tests each start a dnsmasq; one that lost its port to
+    // another must not take the other's answers for its own.
+    dnsmasq a({}), b({});
+    REQUIRE(a.probe_name() != b.probe_name());
+    CHECK(dns_answers(a.port(), std::chrono::milliseconds(2000), nullptr, a.probe_name()));
+    CHECK(dns_answers(b.port(), std::chrono::milliseconds(2000), nullptr, b.probe_name()));
+    // a answers b's probe (REFUSED: outside its zones), without a record.
+    CHECK_FALSE(dns_answers(a.port(), std::chrono::milliseconds(300), nullptr, b.probe_name()));
+    CHECK(dns_answers(a.port(), std::chrono::milliseconds(2000))); // any answer at all
+    a.stop();
+    CHECK_FALSE(dns_answers(a.port(), std::chrono::milliseconds(300), nullptr, a.probe_name()));
+}
 
 TEST_CASE("prosody: STARTTLS required, direct TLS, accounts, stop", "[integration][prosody]") {
     auto s = timed_start<prosody_server>("prosody default", prosody_options{});

@@ -69,7 +69,7 @@ unsigned short free_udp_tcp_port() {
     throw std::runtime_error("free_udp_tcp_port: no port free for both UDP and TCP");
 }
 
-bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process* p) {
+bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process* p, const std::string& name) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) return false;
@@ -82,7 +82,7 @@ bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process
     while (!ok && std::chrono::steady_clock::now() < deadline) {
         if (p && !p->running()) break;
         auto id = static_cast<std::uint16_t>(rng());
-        auto q = make_query(id, "testbed-probe.invalid");
+        auto q = make_query(id, name.empty() ? std::string("testbed-probe.invalid") : name);
         ::send(fd, q.data(), q.size(), 0);
         pollfd pfd{fd, POLLIN, 0};
         if (::poll(&pfd, 1, 100) > 0) {
@@ -90,6 +90,8 @@ bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process
             // Also consumes a pending ECONNREFUSED (POLLERR: nobody bound yet).
             auto n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
             ok = n >= 12 && ((buf[0] << 8) | buf[1]) == id;
+            // RFC 1035 4.1.1: RCODE in the low bits of byte 3, ANCOUNT in bytes 6-7.
+            if (ok && !name.empty()) ok = (buf[3] & 0x0f) == 0 && ((buf[6] << 8) | buf[7]) > 0;
             if (!ok) ::usleep(10'000);
         }
     }
@@ -138,8 +140,15 @@ dnsmasq::dnsmasq(dnsmasq_options opts) {
         if (::access(setpriv_program, X_OK) == 0) argv = {setpriv_program, "--pdeathsig=TERM"};
         argv.push_back(dnsmasq_program);
         for (auto& a : dnsmasq_args(opts, port_)) argv.push_back(a);
+        // Tests run in parallel, each with its own dnsmasq: when another one
+        // takes the port first, ours exits, but the other answers a plain
+        // probe, and the test then queried the wrong zones (a rare
+        // "Could not contact DNS servers" in CI). The probe asks for a name
+        // only this instance holds.
+        probe_ = "probe-" + std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid()) + ".testbed.invalid";
+        argv.push_back("--host-record=" + probe_ + ",127.0.0.1");
         proc_ = process(argv, log_);
-        if (dns_answers(port_, opts.start_timeout, &proc_)) return;
+        if (dns_answers(port_, opts.start_timeout, &proc_, probe_)) return;
         const bool exited = !proc_.running();
         proc_.stop();
         last_log = tail_of(log_);

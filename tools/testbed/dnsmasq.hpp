@@ -59,6 +59,9 @@ public:
     /// "127.0.0.1:<port>", for xmpp::net::resolver_options::servers.
     std::string servers() const;
     const std::string& log_file() const noexcept { return log_; }
+    /// A name only this instance answers (an A record of its own), which
+    /// the start-up probe asks for.
+    const std::string& probe_name() const noexcept { return probe_; }
     bool running() { return proc_.running(); }
     /// Stops it (SIGTERM, then SIGKILL); idempotent.
     void stop() noexcept { proc_.stop(); }
@@ -67,6 +70,7 @@ private:
     process proc_;
     unsigned short port_ = 0;
     std::string log_;
+    std::string probe_;
 };
 
 /// The dnsmasq command line for `opts` on `port` (without the program).
@@ -74,7 +78,11 @@ std::vector<std::string> dnsmasq_args(const dnsmasq_options& opts, unsigned shor
 
 /// True when something on 127.0.0.1:`port` answers a UDP DNS query (any
 /// reply with our id) within `timeout`; false early if `p` has exited.
-bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process* p = nullptr);
+/// With `name`, the query is for that name's A record, and only an answer
+/// with a record counts: a server that does not hold the name (another
+/// test's dnsmasq that took the port) says REFUSED or NXDOMAIN.
+bool dns_answers(unsigned short port, std::chrono::milliseconds timeout, process* p = nullptr,
+                 const std::string& name = {});
 
 /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
 unsigned short free_udp_tcp_port();
