@@ -85,11 +85,6 @@ bool is_declaration(const char* name) noexcept {
 // A new declaration goes after the declarations and before the other
 // attributes: ns() lookups (several per stanza) stop early.
 void declare(pugi::xml_node n, std::string_view prefix, std::string_view uri) {
-    if (!n.first_attribute()) { // a new element (the usual case): nothing to look through
-        auto a = prefix.empty() ? n.append_attribute("xmlns") : n.append_attribute(("xmlns:" + std::string(prefix)).c_str());
-        a.set_value(uri.data(), uri.size());
-        return;
-    }
     std::string name = prefix.empty() ? std::string("xmlns") : "xmlns:" + std::string(prefix);
     pugi::xml_attribute first_other;
     for (auto a = n.first_attribute(); a; a = a.next_attribute()) {

@@ -141,11 +141,14 @@ TEST_CASE("reader: take_element hands the tree over, self-contained", "[reader]"
     CHECK(copied.to_string() == iq.to_string());
 }
 
+// A client stream header that also binds the prefix q.
+const std::string q_stream_header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+                                    "xmlns:q='urn:q' version='1.0'>";
+
 TEST_CASE("reader: take_element of trees without prefixes declares only the default namespace", "[reader]") {
     // The reader saw no prefixed name: only the stream's default namespace
     // can be inherited (no walk over the tree). The same result as a copy.
-    const std::string header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
-                               "xmlns:q='urn:q' version='1.0'>";
+    const std::string header = q_stream_header;
     struct row {
         const char* in;
         const char* out;
@@ -172,8 +175,7 @@ TEST_CASE("reader: take_element of trees without prefixes declares only the defa
 }
 
 TEST_CASE("reader: element_ns() is the namespace element().ns() resolves", "[reader]") {
-    const std::string header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
-                               "xmlns:q='urn:q' version='1.0'>";
+    const std::string header = q_stream_header;
     struct row {
         const char* in;
         const char* ns;
